@@ -1,0 +1,73 @@
+# syncwall build, test and lab entry points. `make help` lists them.
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := all
+SHELL := /bin/bash
+
+Q := $(if $(V),,@)
+BUILD := build
+CLANG ?= clang
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -Ibpf/include -I$(BUILD)
+NODE_TEST := node --import tsx --test --test-concurrency=1
+
+BPF_HEADERS := $(wildcard bpf/include/*.h) $(wildcard bpf/lib/*.h)
+BPF_OBJ := $(BUILD)/syncwall.bpf.o
+LAYOUT_TS := control/src/gen/layout.ts
+TS_SOURCES := $(shell find control/src tools -name '*.ts' -not -path 'control/src/gen/*' 2>/dev/null)
+
+APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool tcpdump \
+	iperf3 socat curl python3 netcat-openbsd nftables conntrack make
+
+.PHONY: all help setup build bpf gen ts test test-unit test-bpf test-lab demo clean
+
+all: build ## build BPF objects, generated code and TypeScript
+
+help: ## list targets
+	$(Q)grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup: ## install what a fresh Debian 12 machine lacks (apt packages, npm ci)
+	$(Q)missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "apt: installing $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(Q)if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --include=optional --no-audit --no-fund; fi
+
+build: bpf gen ts
+
+bpf: $(BPF_OBJ)
+
+$(BUILD)/vmlinux.h:
+	$(Q)mkdir -p $(BUILD)
+	$(Q)bpftool btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BUILD)/%.bpf.o: bpf/%.bpf.c $(BPF_HEADERS) $(BUILD)/vmlinux.h
+	@echo "  CLANG $@"
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+gen: $(LAYOUT_TS)
+
+$(LAYOUT_TS): $(BPF_OBJ) tools/gen-layout.ts
+	@echo "  GEN   $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)node --import tsx tools/gen-layout.ts $(BPF_OBJ) > $@
+
+ts: $(LAYOUT_TS) ## type-check and compile TypeScript to dist/
+	@echo "  TSC"
+	$(Q)npx tsc -p tsconfig.json
+
+test: setup build test-unit test-bpf test-lab ## run every test
+
+test-unit: build ## unit tests (no root needed)
+	$(Q)$(NODE_TEST) test/unit/*.test.ts
+
+test-bpf: build ## packet-level tests of the XDP object (BPF_PROG_TEST_RUN, root)
+	$(Q)$(NODE_TEST) test/bpf/*.test.ts
+
+test-lab: build ## network-namespace lab tests with the real daemon (root)
+	$(Q)$(NODE_TEST) test/lab/*.test.ts
+
+demo: setup build ## run the network-namespace lab demo
+	$(Q)node --import tsx test/lab/demo.ts
+
+clean: ## remove build output
+	$(Q)rm -rf $(BUILD) dist control/src/gen
