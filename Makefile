@@ -6,7 +6,8 @@ SHELL := /bin/bash
 Q := $(if $(V),,@)
 BUILD := build
 CLANG ?= clang
-BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -Ibpf/include -I$(BUILD)
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -Ibpf/include -I$(BUILD) \
+	-I/usr/include/$(shell uname -m)-linux-gnu
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
 BPF_HEADERS := $(wildcard bpf/include/*.h) $(wildcard bpf/lib/*.h)
