@@ -110,7 +110,9 @@ struct flow_entry {
 	__u64 packets[2];
 	__u64 bytes[2];
 	__u64 created_ns;	/* CLOCK_MONOTONIC */
+	__u32 orig_ifindex;	/* interface the first packet arrived on (rule recheck) */
+	__u32 reserved1;
 };
-_Static_assert(sizeof(struct flow_entry) == 104, "flow_entry layout");
+_Static_assert(sizeof(struct flow_entry) == 112, "flow_entry layout");
 
 #endif /* SYNCWALL_FLOW_TYPES_H */
