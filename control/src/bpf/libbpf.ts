@@ -41,6 +41,7 @@ const fn = {
   findMap: libbpf.func('bpf_map *bpf_object__find_map_by_name(bpf_object *obj, const char *name)'),
   findProgram: libbpf.func('bpf_program *bpf_object__find_program_by_name(bpf_object *obj, const char *name)'),
   mapSetMaxEntries: libbpf.func('int bpf_map__set_max_entries(bpf_map *map, uint32_t max)'),
+  mapMaxEntries: libbpf.func('uint32_t bpf_map__max_entries(bpf_map *map)'),
   mapSetPinPath: libbpf.func('int bpf_map__set_pin_path(bpf_map *map, const char *path)'),
   mapInitialValue: libbpf.func('void *bpf_map__initial_value(bpf_map *map, _Out_ size_t *size)'),
   mapFd: libbpf.func('int bpf_map__fd(bpf_map *map)'),
@@ -111,6 +112,10 @@ export class BpfObject {
 
   setMapMaxEntries(map: string, n: number): void {
     check('bpf_map__set_max_entries', fn.mapSetMaxEntries(this.map(map), n), `${map}=${n}`);
+  }
+
+  mapMaxEntries(map: string): number {
+    return fn.mapMaxEntries(this.map(map));
   }
 
   setMapPinPath(map: string, path: string): void {
