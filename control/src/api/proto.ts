@@ -1,0 +1,97 @@
+// Loads proto/management.proto at run time and describes its messages as
+// proto-loader hands them over: camelCase fields, uint64 as decimal strings
+// (bigint does not survive protobufjs), unset proto3 `optional` fields absent.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+
+/**
+ * Finds a file shipped with syncwall by walking up from this module: the same
+ * code runs from control/src (tsx) and from dist/control/src (compiled), so a
+ * fixed relative path would be right for only one of them.
+ */
+export function findInstallFile(relPath: string): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const candidate = join(dir, relPath);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find ${relPath} above ${fileURLToPath(import.meta.url)}`);
+    dir = parent;
+  }
+}
+
+const definition = protoLoader.loadSync(findInstallFile('proto/management.proto'), { longs: String, defaults: true });
+
+export const managementService = definition['syncwall.management.v1.Management'] as grpc.ServiceDefinition;
+
+/** A uint64 on the wire as proto-loader gives it (we send strings too). */
+export type WireU64 = string;
+
+export interface WireConnFilter {
+  family?: number;
+  proto?: number;
+  addr?: string;
+  port?: number;
+  state?: string;
+}
+
+export interface WireConnection {
+  family: number;
+  proto: number;
+  src: string;
+  sport: number;
+  dst: string;
+  dport: number;
+  state: string;
+  flags: string[];
+  ruleId: number;
+  helper: string;
+  ownerNode: number;
+  version: number;
+  ageMs: WireU64;
+  idleMs: WireU64;
+  packetsOrig: WireU64;
+  bytesOrig: WireU64;
+  packetsReply: WireU64;
+  bytesReply: WireU64;
+}
+
+export interface WireInterface {
+  name: string;
+  zone: string;
+  ifindex: number;
+  xdpMode: string;
+}
+
+export interface WireStatusReply {
+  version: string;
+  nodeId: number;
+  uptimeMs: WireU64;
+  interfaces: WireInterface[];
+  rulesFile: string;
+  ruleCount: number;
+  rulesLoadedAt: string;
+  connections: WireU64;
+  tableCapacity: WireU64;
+}
+
+export interface WireDeleteConnectionsReply {
+  deleted: WireU64;
+}
+
+export interface WireReloadRulesRequest {
+  recheck: boolean;
+}
+
+export interface WireReloadRulesReply {
+  ruleCount: number;
+  removed: WireU64;
+}
+
+export interface WireStatsReply {
+  datapath: Record<string, WireU64>;
+  controller: Record<string, WireU64>;
+}
