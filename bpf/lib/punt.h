@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * Punting: a packet without an entry that may open a flow goes whole to
+ * the controller through sw_punt_ring, and XDP drops the original (the
+ * controller re-injects it once the flow is admitted). A per-CPU token
+ * bucket keeps a flood of new flows from swamping the controller;
+ * established traffic never reaches it.
+ */
+#ifndef SYNCWALL_PUNT_H
+#define SYNCWALL_PUNT_H
+
+#include "parse.h"
+#include "maps.h"
+#include "counters.h"
+
+/* Takes one token from this CPU's bucket; returns 1 if there was one. */
+static __always_inline int punt_take_token(void)
+{
+	__u32 zero = 0;
+	struct punt_bucket *b = bpf_map_lookup_elem(&sw_punt_bucket, &zero);
+	__u64 now, elapsed, full, tokens;
+
+	if (!b)
+		return 0;
+	now = bpf_ktime_get_ns();
+	elapsed = now - b->last_ns;
+	full = sw_cfg.punt_burst * SW_TOKEN_SCALE;
+	/* refill: rate tokens per second is rate scaled units per ns; cap first to avoid overflow */
+	if (sw_cfg.punt_rate == 0)
+		tokens = b->tokens;
+	else if (elapsed >= full / sw_cfg.punt_rate)
+		tokens = full;
+	else
+		tokens = b->tokens + elapsed * sw_cfg.punt_rate;
+	if (tokens > full)
+		tokens = full;
+	b->last_ns = now;
+	if (tokens < SW_TOKEN_SCALE) {
+		b->tokens = tokens;
+		return 0;
+	}
+	b->tokens = tokens - SW_TOKEN_SCALE;
+	return 1;
+}
+
+static __always_inline void punt_fill_meta(struct punt_meta *m, struct xdp_md *ctx,
+					   const struct packet *pkt, __u32 len)
+{
+	m->type = EV_PUNT;
+	m->src_is_a = pkt->src_is_a;
+	m->icmp_type = pkt->icmp_type;
+	m->ifindex = ctx->ingress_ifindex;
+	m->ts_ns = bpf_ktime_get_ns();
+	m->pkt_len = len;
+	m->cap_len = len;
+	m->l3_off = pkt->l3_off;
+	m->l4_off = pkt->l4_off;
+	m->icmp_code = pkt->icmp_code;
+	m->reserved0 = 0;
+	m->reserved1 = 0;
+	m->key = pkt->key;
+}
+
+/*
+ * Copies the whole frame and the metadata into a reserved record and
+ * submits it (discards it if the copy fails). Returns 0 or the drop reason.
+ */
+static __always_inline int punt_submit(struct xdp_md *ctx, const struct packet *pkt,
+				       struct punt_meta *meta, __u8 *buf, __u64 cap, __u64 len)
+{
+	/* variable-length copy: the verifier needs 1 <= len <= cap right here */
+	if (len < 1 || len > cap || bpf_xdp_load_bytes(ctx, 0, buf, len)) {
+		bpf_ringbuf_discard(meta, 0);
+		return CNT_DROP_MALFORMED;
+	}
+	punt_fill_meta(meta, ctx, pkt, len);
+	bpf_ringbuf_submit(meta, 0);
+	return 0;
+}
+
+/* Sends the packet to the controller and drops the original; returns the verdict. */
+static __always_inline int punt(struct xdp_md *ctx, const struct packet *pkt)
+{
+	/* the length as a u64 of the frame itself, bounded before each copy */
+	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
+	int reason;
+
+	if (len > SW_PUNT_DATA_MAX)
+		return drop(CNT_DROP_PUNT_TOO_BIG);
+	if (!punt_take_token())
+		return drop(CNT_DROP_PUNT_LIMIT);
+	/* most first packets fit the small record: less ring space per SYN */
+	if (len <= SW_PUNT_DATA_SMALL) {
+		struct punt_small *rec = bpf_ringbuf_reserve(&sw_punt_ring, sizeof(*rec), 0);
+
+		if (!rec)
+			return drop(CNT_DROP_PUNT_RING_FULL);
+		reason = punt_submit(ctx, pkt, &rec->meta, rec->data, sizeof(rec->data), len);
+	} else {
+		struct punt_full *rec = bpf_ringbuf_reserve(&sw_punt_ring, sizeof(*rec), 0);
+
+		if (!rec)
+			return drop(CNT_DROP_PUNT_RING_FULL);
+		reason = punt_submit(ctx, pkt, &rec->meta, rec->data, sizeof(rec->data), len);
+	}
+	if (reason)
+		return drop(reason);
+	count(CNT_PUNT_NEW);
+	return XDP_DROP;
+}
+
+#endif /* SYNCWALL_PUNT_H */
