@@ -1,0 +1,273 @@
+// Network-namespace labs: builds a topology (topology.ts) under a unique
+// prefix, runs commands and daemons inside its namespaces, and removes
+// everything again, also what an interrupted earlier run left behind.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Daemon, type DaemonOptions, runCli, type CliResult } from './daemon.js';
+import { type LabProcess, ProcessTracker, run, runChecked, type RunOptions, type RunResult, type SpawnOptions } from './processes.js';
+import { waitFor } from './poll.js';
+import { BPFFS_ROOT, LAB_RUN_DIR, REPO_ROOT } from './paths.js';
+import type { LinkEnd, Topology } from './topology.js';
+
+/** Every lab prefix: `sw` and four hex digits. */
+const PREFIX_PATTERN = /^sw[0-9a-f]{4}$/;
+const IFNAMSIZ_MAX = 15;
+
+export class LabSetupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'LabSetupError';
+  }
+}
+
+export interface LabOptions {
+  topology: Topology;
+}
+
+export interface FirewallInterface {
+  name: string;
+  zone: string;
+}
+
+export class Lab {
+  readonly tracker = new ProcessTracker();
+  readonly daemons: Daemon[] = [];
+
+  constructor(
+    readonly prefix: string,
+    readonly topology: Topology,
+    readonly tmpDir: string,
+  ) {}
+
+  /** The namespace of a topology host. */
+  ns(host: string): string {
+    if (!this.topology.hosts.some((h) => h.name === host)) throw new Error(`no host ${host} in this lab`);
+    return `${this.prefix}-${host}`;
+  }
+
+  /** The device name of a link end (unique within the lab). */
+  dev(end: Pick<LinkEnd, 'dev'>): string {
+    return `${this.prefix}-${end.dev}`;
+  }
+
+  /** The interfaces of a firewall host with their zones, in topology order. */
+  firewallInterfaces(host: string): FirewallInterface[] {
+    return this.topology.links
+      .flatMap((l) => [l.a, l.b])
+      .filter((end) => end.host === host)
+      .map((end) => {
+        if (!end.zone) throw new Error(`interface ${end.dev} of firewall ${host} has no zone`);
+        return { name: this.dev(end), zone: end.zone };
+      });
+  }
+
+  exec(host: string, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return run(['ip', 'netns', 'exec', this.ns(host), ...argv], { cwd: REPO_ROOT, ...opts });
+  }
+
+  execChecked(host: string, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return runChecked(['ip', 'netns', 'exec', this.ns(host), ...argv], { cwd: REPO_ROOT, ...opts });
+  }
+
+  /** A long-lived process in a host's namespace, stopped at teardown at the latest. */
+  spawn(host: string, argv: readonly string[], opts: SpawnOptions = {}): LabProcess {
+    return this.tracker.spawn(['ip', 'netns', 'exec', this.ns(host), ...argv], { cwd: REPO_ROOT, ...opts });
+  }
+
+  /** Starts syncwalld on a firewall host (the only one, by default). */
+  async startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
+    const host = opts.host ?? this.onlyFirewall();
+    const daemon = new Daemon(this, host, opts);
+    this.daemons.push(daemon);
+    await daemon.start();
+    return daemon;
+  }
+
+  /** Runs the syncwall CLI against the daemon (the most recently started one by default). */
+  cli(args: readonly string[], daemon?: Daemon): Promise<CliResult> {
+    const target = daemon ?? this.daemons.at(-1);
+    if (!target) throw new Error('lab.cli: no daemon started');
+    return runCli(target.socketPath, args);
+  }
+
+  /** Daemon logs, for printing when a test fails. */
+  diagnostics(): string {
+    return this.daemons.map((d) => d.describe()).join('\n');
+  }
+
+  private onlyFirewall(): string {
+    const firewalls = this.topology.hosts.filter((h) => h.role === 'firewall');
+    const only = firewalls[0];
+    if (!only || firewalls.length > 1) throw new Error('name the firewall host: the topology has ' + firewalls.length);
+    return only.name;
+  }
+
+  async teardown(): Promise<void> {
+    await this.tracker.stopAll();
+    await removeLab(this.prefix);
+    rmSync(this.tmpDir, { recursive: true, force: true });
+  }
+}
+
+/** Builds a lab after removing stale ones; on any failure removes what it built. */
+export async function createLab(opts: LabOptions): Promise<Lab> {
+  await cleanupStale();
+  const prefix = await freshPrefix();
+  // Ownership is recorded before anything exists, so every namespace and pin
+  // directory with this prefix is reclaimable if this process dies.
+  mkdirSync(LAB_RUN_DIR, { recursive: true });
+  writeFileSync(pidFile(prefix), `${process.pid}\n`);
+  const lab = new Lab(prefix, opts.topology, mkdtempSync(join(tmpdir(), `syncwall-lab-${prefix}-`)));
+  try {
+    await build(lab);
+  } catch (err) {
+    await lab.teardown();
+    throw new LabSetupError(`building lab ${prefix} failed`, { cause: err });
+  }
+  return lab;
+}
+
+async function build(lab: Lab): Promise<void> {
+  const { topology } = lab;
+  for (const host of topology.hosts) {
+    await runChecked(['ip', 'netns', 'add', lab.ns(host.name)]);
+    await ipIn(lab, host.name, ['link', 'set', 'lo', 'up']);
+    // No DAD on interfaces created later: link-local addresses (the source
+    // of neighbour solicitations) are usable at once, not seconds later.
+    const sysctls = ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0'];
+    if (host.role === 'firewall') sysctls.push('net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1');
+    await lab.execChecked(host.name, ['sysctl', '-qw', ...sysctls]);
+  }
+  for (const link of topology.links) {
+    for (const end of [link.a, link.b]) {
+      if (lab.dev(end).length > IFNAMSIZ_MAX) throw new LabSetupError(`interface name ${lab.dev(end)} is longer than ${IFNAMSIZ_MAX}`);
+    }
+    // Both ends are created directly in their namespaces: nothing appears in
+    // the host's namespace, even briefly.
+    await runChecked([
+      'ip', 'link', 'add', 'name', lab.dev(link.a), 'netns', lab.ns(link.a.host),
+      'type', 'veth', 'peer', 'name', lab.dev(link.b), 'netns', lab.ns(link.b.host),
+    ]);
+    for (const end of [link.a, link.b]) await configureEnd(lab, end);
+  }
+  // The kernel's linkwatch brings a new link's qdisc into service up to a
+  // second after carrier-on; until then frames are dropped. Wait for it.
+  for (const end of topology.links.flatMap((l) => [l.a, l.b])) {
+    await waitFor(async () => (await operState(lab, end)) === 'UP', { timeoutMs: 10_000, intervalMs: 50, what: `${lab.dev(end)} to come up` });
+  }
+  for (const host of topology.hosts) {
+    for (const route of host.routes ?? []) {
+      await ipIn(lab, host.name, [route.via.includes(':') ? '-6' : '-4', 'route', 'add', route.to, 'via', route.via]);
+    }
+  }
+}
+
+async function configureEnd(lab: Lab, end: LinkEnd): Promise<void> {
+  const dev = lab.dev(end);
+  const role = lab.topology.hosts.find((h) => h.name === end.host)?.role;
+  // XDP_REDIRECT into a veth whose peer has neither an XDP program nor GRO
+  // drops silently; GRO on every end makes each one a valid redirect target.
+  await lab.execChecked(end.host, ['ethtool', '-K', dev, 'gro', 'on']);
+  if (role === 'endpoint') {
+    // A local veth sender emits partial checksums (TX offload). The firewall
+    // re-injects a punted first packet as received, so the lab's clients and
+    // servers must put full checksums on the wire, as a real NIC delivers them.
+    await lab.execChecked(end.host, ['ethtool', '-K', dev, 'tx', 'off']);
+  }
+  for (const addr of end.addrs) {
+    // nodad: IPv6 addresses are usable at once instead of after DAD.
+    const extra = addr.includes(':') ? ['nodad'] : [];
+    await ipIn(lab, end.host, ['addr', 'add', addr, 'dev', dev, ...extra]);
+  }
+  await ipIn(lab, end.host, ['link', 'set', dev, 'up']);
+}
+
+async function operState(lab: Lab, end: LinkEnd): Promise<string | undefined> {
+  const out = await ipIn(lab, end.host, ['-j', 'link', 'show', 'dev', lab.dev(end)]);
+  return (JSON.parse(out.stdout) as { operstate?: string }[])[0]?.operstate;
+}
+
+function ipIn(lab: Lab, host: string, args: readonly string[]): Promise<RunResult> {
+  return runChecked(['ip', '-n', lab.ns(host), ...args]);
+}
+
+async function freshPrefix(): Promise<string> {
+  const taken = await labNamespaces();
+  for (;;) {
+    const prefix = `sw${randomBytes(2).toString('hex')}`;
+    const used = taken.some((ns) => ns.startsWith(`${prefix}-`)) || listDir(BPFFS_ROOT).includes(prefix) || listDir(LAB_RUN_DIR).includes(`${prefix}.pid`);
+    if (!used) return prefix;
+  }
+}
+
+function pidFile(prefix: string): string {
+  return join(LAB_RUN_DIR, `${prefix}.pid`);
+}
+
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+async function labNamespaces(): Promise<string[]> {
+  const out = await runChecked(['ip', 'netns', 'list']);
+  return out.stdout
+    .split('\n')
+    .map((line) => line.split(' ')[0] ?? '')
+    .filter((name) => PREFIX_PATTERN.test(name.split('-')[0] ?? ''));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM means the pid exists but belongs to someone else: treat as alive.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Removes the labs whose owner process is gone: their processes, namespaces,
+ * bpffs pins and pid files. Labs without a pid file are not ours to judge
+ * and are left alone.
+ */
+export async function cleanupStale(): Promise<string[]> {
+  const removed: string[] = [];
+  for (const file of listDir(LAB_RUN_DIR)) {
+    const prefix = file.replace(/\.pid$/, '');
+    if (!PREFIX_PATTERN.test(prefix) || file === prefix) continue;
+    const pid = Number.parseInt(readFileSync(join(LAB_RUN_DIR, file), 'utf8'), 10);
+    if (Number.isInteger(pid) && isAlive(pid)) continue;
+    await removeLab(prefix);
+    for (const dir of listDir(tmpdir()).filter((d) => d.startsWith(`syncwall-lab-${prefix}-`))) {
+      rmSync(join(tmpdir(), dir), { recursive: true, force: true });
+    }
+    removed.push(prefix);
+  }
+  return removed;
+}
+
+/** Ends the processes in a lab's namespaces, deletes them and its pins, then its pid file. */
+async function removeLab(prefix: string): Promise<void> {
+  const namespaces = (await labNamespaces()).filter((ns) => ns.startsWith(`${prefix}-`));
+  for (const ns of namespaces) {
+    // Only processes inside this lab's own namespaces, each by its pid.
+    const pids = (await run(['ip', 'netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean).map(Number);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+  for (const ns of namespaces) await run(['ip', 'netns', 'del', ns]);
+  rmSync(join(BPFFS_ROOT, prefix), { recursive: true, force: true });
+  rmSync(pidFile(prefix), { force: true });
+}
