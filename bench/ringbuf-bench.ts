@@ -47,25 +47,24 @@ let batches = 0;
 let target = 0;
 let reached: (() => void) | undefined;
 
-const consumer = new RingBufferConsumer(
-  { mapFd: ringFd, size: RING_SIZE },
-  {
-    // Touch the record as a real consumer would: its type and the packet length.
-    onRecord(buf, off, len) {
-      checksum += puntMeta.type(buf, off) + puntMeta.capLen(buf, off);
-      lastLen = len;
-      records++;
-    },
-    onBatchEnd() {
-      batches++;
-      if (records >= target) reached?.();
-    },
-    onError(err) {
-      console.error(err);
-      process.exit(1);
-    },
+const consumer = new RingBufferConsumer({
+  mapFd: ringFd,
+  size: RING_SIZE,
+  // Touch the record as a real consumer would: its type and the packet length.
+  onRecord(buf, off, len) {
+    checksum += puntMeta.type(buf, off) + puntMeta.capLen(buf, off);
+    lastLen = len;
+    records++;
   },
-);
+  onBatchEnd() {
+    batches++;
+    if (records >= target) reached?.();
+  },
+  onError(err) {
+    console.error(err);
+    process.exit(1);
+  },
+});
 
 // One probe punt tells the record size, hence how many records fill the ring.
 progTestRun(progFd, { data: frame });
@@ -83,6 +82,7 @@ for (let r = 0; r < ROUNDS; r++) {
 }
 const syncRate = ((ROUNDS * perFill) / Number(syncNs)) * 1e9;
 
+consumer.start();
 // While the poller drains, a setImmediate chain stands for other work: the
 // gaps between its runs are how long the loop was held.
 const gaps: number[] = [];

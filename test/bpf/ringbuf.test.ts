@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { puntMeta } from '../../control/src/bpf/codec.js';
 import { BpfObject, pageSize, progTestRun } from '../../control/src/bpf/libbpf.js';
-import { RingBufferConsumer, type RingBufferHandlers } from '../../control/src/bpf/ringbuf.js';
+import { RingBufferConsumer, type RingBufferOptions } from '../../control/src/bpf/ringbuf.js';
 import { DpConfigLayout, EventType, MapName, ProgName, PuntMetaLayout, RodataVar } from '../../control/src/gen/layout.js';
 
 const OBJ = resolve(fileURLToPath(new URL('../..', import.meta.url)), 'build/syncwall.bpf.o');
@@ -67,7 +67,7 @@ interface Punt {
 }
 
 /** Collects punts and resolves waiters when a count is reached. */
-class Collector implements RingBufferHandlers {
+class Collector {
   readonly punts: Punt[] = [];
   readonly errors: unknown[] = [];
   readonly batches: number[] = [];
@@ -94,10 +94,28 @@ class Collector implements RingBufferHandlers {
     this.errors.push(err);
   }
 
+  /** Consumer options that feed this collector. */
+  options(extra: Partial<RingBufferOptions> = {}): RingBufferOptions {
+    return {
+      mapFd: 0,
+      size: RING_SIZE,
+      onRecord: (buf, off, len) => this.onRecord(buf, off, len),
+      onBatchEnd: () => this.onBatchEnd(),
+      onError: (err) => this.onError(err),
+      ...extra,
+    };
+  }
+
   until(count: number): Promise<void> {
     if (this.punts.length >= count) return Promise.resolve();
     return new Promise((resolve) => (this.waiter = { count, resolve }));
   }
+}
+
+function started(opts: RingBufferOptions): RingBufferConsumer {
+  const rb = new RingBufferConsumer(opts);
+  rb.start();
+  return rb;
 }
 
 function punt(progFd: number, from: number, count: number): void {
@@ -113,7 +131,7 @@ describe('RingBufferConsumer on sw_punt_ring', { timeout: 30_000 }, () => {
 
   it('delivers every punt once, in order, with its whole frame', async () => {
     const c = new Collector();
-    const rb = new RingBufferConsumer({ mapFd: dp.ringFd, size: RING_SIZE }, c);
+    const rb = started(c.options({ mapFd: dp.ringFd }));
     try {
       punt(dp.progFd, 0, BATCH);
       await c.until(BATCH);
@@ -130,7 +148,7 @@ describe('RingBufferConsumer on sw_punt_ring', { timeout: 30_000 }, () => {
 
   it('keeps order across many wrap-arounds of the ring', async () => {
     const c = new Collector();
-    const rb = new RingBufferConsumer({ mapFd: dp.ringFd, size: RING_SIZE }, c);
+    const rb = started(c.options({ mapFd: dp.ringFd }));
     const rounds = 40;
     try {
       for (let r = 0; r < rounds; r++) {
@@ -150,16 +168,17 @@ describe('RingBufferConsumer on sw_punt_ring', { timeout: 30_000 }, () => {
   it('hands back to the event loop after each budget', async () => {
     const c = new Collector();
     const order: string[] = [];
-    const handlers: RingBufferHandlers = {
-      onRecord: (buf, off, len) => c.onRecord(buf, off, len),
-      onBatchEnd: () => {
-        order.push(`batch ${c.punts.length}`);
-        if (order.length === 1) setImmediate(() => order.push('other work'));
-        c.onBatchEnd();
-      },
-      onError: (err) => c.onError(err),
-    };
-    const rb = new RingBufferConsumer({ mapFd: dp.ringFd, size: RING_SIZE, budget: 7 }, handlers);
+    const rb = started(
+      c.options({
+        mapFd: dp.ringFd,
+        budget: 7,
+        onBatchEnd: () => {
+          order.push(`batch ${c.punts.length}`);
+          if (order.length === 1) setImmediate(() => order.push('other work'));
+          c.onBatchEnd();
+        },
+      }),
+    );
     try {
       punt(dp.progFd, 0, BATCH);
       await c.until(BATCH);
@@ -173,15 +192,15 @@ describe('RingBufferConsumer on sw_punt_ring', { timeout: 30_000 }, () => {
   it('reports a failing handler and goes on with the next record', async () => {
     const c = new Collector();
     const boom = new Error('handler failed');
-    const handlers: RingBufferHandlers = {
-      onRecord: (buf, off, len) => {
-        c.onRecord(buf, off, len);
-        if (c.punts.length === 3) throw boom;
-      },
-      onBatchEnd: () => c.onBatchEnd(),
-      onError: (err) => c.onError(err),
-    };
-    const rb = new RingBufferConsumer({ mapFd: dp.ringFd, size: RING_SIZE }, handlers);
+    const rb = started(
+      c.options({
+        mapFd: dp.ringFd,
+        onRecord: (buf, off, len) => {
+          c.onRecord(buf, off, len);
+          if (c.punts.length === 3) throw boom;
+        },
+      }),
+    );
     try {
       punt(dp.progFd, 0, 5);
       await c.until(5);
@@ -196,25 +215,24 @@ describe('RingBufferConsumer on sw_punt_ring', { timeout: 30_000 }, () => {
     const seen: number[] = [];
     let rb: RingBufferConsumer | undefined;
     const closed = new Promise<void>((resolveClosed) => {
-      rb = new RingBufferConsumer(
-        { mapFd: dp.ringFd, size: RING_SIZE },
-        {
-          onRecord: (buf, off) => {
-            seen.push(puntMeta.capLen(buf, off));
-            if (seen.length === 2) {
-              rb!.close();
-              resolveClosed();
-            }
-          },
-          onError: (err) => assert.fail(String(err)),
+      rb = started({
+        mapFd: dp.ringFd,
+        size: RING_SIZE,
+        onRecord: (buf, off) => {
+          seen.push(puntMeta.capLen(buf, off));
+          if (seen.length === 2) {
+            rb!.close();
+            resolveClosed();
+          }
         },
-      );
+        onError: (err) => assert.fail(String(err)),
+      });
     });
     punt(dp.progFd, 0, 6);
     await closed;
     assert.equal(seen.length, 2);
     const rest = new Collector();
-    const next = new RingBufferConsumer({ mapFd: dp.ringFd, size: RING_SIZE }, rest);
+    const next = new RingBufferConsumer(rest.options({ mapFd: dp.ringFd }));
     try {
       assert.equal(next.consume(), 4);
       assert.deepEqual(rest.punts.map((p) => p.seq), [2, 3, 4, 5]);

@@ -28,7 +28,12 @@ export class RingBufferError extends Error {
   }
 }
 
-export interface RingBufferHandlers {
+export interface RingBufferOptions {
+  mapFd: number;
+  /** The map's max_entries: data bytes, a power of two and a multiple of the page size. */
+  size: number;
+  /** Records handled per turn of the event loop (default 4096). */
+  budget?: number;
   /**
    * One record: buf[off, off + len). buf is a view of the ring itself, valid
    * only during the call; copy what must outlive it.
@@ -38,14 +43,6 @@ export interface RingBufferHandlers {
   onBatchEnd?(): void;
   /** Exceptions thrown by the handlers; the record counts as consumed. */
   onError(err: unknown): void;
-}
-
-export interface RingBufferOptions {
-  mapFd: number;
-  /** The map's max_entries: data bytes, a power of two and a multiple of the page size. */
-  size: number;
-  /** Records handled per turn of the event loop (default 4096). */
-  budget?: number;
 }
 
 export class RingBufferConsumer {
@@ -59,14 +56,19 @@ export class RingBufferConsumer {
   private readonly data: Uint8Array;
   private readonly dataWords: Uint32Array;
   private readonly mask: number;
-  private readonly poller: { stop(): void };
+  private readonly handlers: RingBufferOptions;
+  private readonly mapFd: number;
+  private poller: { stop(): void } | undefined;
   private continuation: NodeJS.Immediate | undefined;
   private processing = false;
   private closed = false;
 
-  constructor(opts: RingBufferOptions, private readonly handlers: RingBufferHandlers) {
+  /** Maps the ring; records are handled once start() is called (or by consume()). */
+  constructor(opts: RingBufferOptions) {
     const page = pageSize();
     const { size, mapFd } = opts;
+    this.mapFd = mapFd;
+    this.handlers = opts;
     if (size <= 0 || (size & (size - 1)) !== 0 || size % page !== 0)
       throw new RingBufferError(`ring size ${size} is not a power of two multiple of the page size ${page}`);
     this.budget = opts.budget ?? 4096;
@@ -83,15 +85,22 @@ export class RingBufferConsumer {
     this.prodPos64 = new BigUint64Array(this.producerPages.buffer, 0, 1);
     this.data = new Uint8Array(this.producerPages.buffer, page, 2 * size);
     this.dataWords = new Uint32Array(this.producerPages.buffer, page, (2 * size) / 4);
+  }
+
+  /** Starts handling records whenever the ring becomes readable. */
+  start(): void {
+    if (this.closed || this.poller) return;
     // While a continuation is pending it owns the next turn: poll readiness
     // (level-triggered, so it repeats while data is left) must not add more.
     this.poller = pollReadable(
-      mapFd,
+      this.mapFd,
       () => {
         if (!this.continuation) this.turn();
       },
       (err) => this.handlers.onError(err),
     );
+    // Records already waiting are handled without relying on a wakeup for them.
+    this.continuation = setImmediate(() => this.turn());
   }
 
   /**
@@ -99,7 +108,7 @@ export class RingBufferConsumer {
    * handled (discarded records are skipped and not counted).
    */
   consume(maxRecords = this.budget): number {
-    if (this.closed) return 0;
+    if (this.closed || this.processing) return 0;
     this.processing = true;
     let handled = 0;
     try {
@@ -115,7 +124,7 @@ export class RingBufferConsumer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.poller.stop();
+    this.poller?.stop();
     if (this.continuation) clearImmediate(this.continuation);
     this.continuation = undefined;
     if (!this.processing) this.unmap();
