@@ -76,6 +76,12 @@ export class Lab {
     return this.tracker.spawn(['ip', 'netns', 'exec', this.ns(host), ...argv], { cwd: REPO_ROOT, ...opts });
   }
 
+  /** Whether an XDP program is attached to a device of a host. */
+  async xdpAttached(host: string, dev: string): Promise<boolean> {
+    const out = await runChecked(['ip', '-n', this.ns(host), '-j', 'link', 'show', 'dev', dev]);
+    return (JSON.parse(out.stdout) as { xdp?: unknown }[])[0]?.xdp !== undefined;
+  }
+
   /** Starts syncwalld on a firewall host (the only one, by default). */
   async startDaemon(opts: DaemonOptions = {}): Promise<Daemon> {
     const host = opts.host ?? this.onlyFirewall();

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { Lab } from './netns.js';
 import { REPO_ROOT } from './paths.js';
+import { waitFor } from './poll.js';
 import type { LabProcess, RunResult } from './processes.js';
 
 const AGENT = join(REPO_ROOT, 'test/lab/agent.ts');
@@ -35,13 +36,19 @@ export const CURL_OK = 0;
 export const CURL_CONNECTION_REFUSED = 7;
 export const CURL_TIMEOUT = 28;
 
-export function curl(lab: Lab, host: string, addr: string, port: number, maxTimeS = 5): Promise<RunResult> {
-  return lab.exec(
-    host,
-    // --noproxy: a proxy from the environment must never see lab traffic.
-    ['curl', '-sS', '--noproxy', '*', '--max-time', String(maxTimeS), `http://${urlHost(addr)}:${port}/`],
-    { timeoutMs: (maxTimeS + 10) * 1000 },
-  );
+export interface CurlOptions {
+  maxTimeS?: number;
+  /** Source port, so the connection can be found in the table afterwards. */
+  localPort?: number;
+}
+
+export function curl(lab: Lab, host: string, addr: string, port: number, opts: CurlOptions = {}): Promise<RunResult> {
+  const maxTimeS = opts.maxTimeS ?? 5;
+  // --noproxy: a proxy from the environment must never see lab traffic.
+  const argv = ['curl', '-sS', '--noproxy', '*', '--max-time', String(maxTimeS)];
+  if (opts.localPort !== undefined) argv.push('--local-port', String(opts.localPort));
+  argv.push(`http://${urlHost(addr)}:${port}/`);
+  return lab.exec(host, argv, { timeoutMs: (maxTimeS + 10) * 1000 });
 }
 
 export async function startUdpEcho(lab: Lab, host: string, port: number): Promise<LabProcess> {
@@ -89,6 +96,33 @@ export async function ping(lab: Lab, host: string, addr: string, opts: { count?:
     received: Number(m?.[2] ?? 0),
     output: r.stdout + r.stderr,
   };
+}
+
+/**
+ * Raw IP packets of one protocol number (no ports): what the firewall does
+ * with protocols it does not track by ports (GRE, ESP, ...). The receiver
+ * prints each packet; markers in the payload identify them.
+ */
+export async function startRawReceiver(lab: Lab, host: string, family: 4 | 6, proto: number): Promise<LabProcess> {
+  const proc = lab.spawn(host, ['socat', '-u', `IP${family}-RECV:${proto}`, 'STDOUT']);
+  const bound = family === 4 ? `0.0.0.0:${proto}` : `*:${proto}`;
+  await waitFor(
+    async () => {
+      if (!proc.running) throw new Error(`raw receiver exited: ${proc.stderr}`);
+      return (await lab.exec(host, ['ss', '-Hwan'])).stdout.split('\n').some((l) => l.includes(` ${bound} `));
+    },
+    { timeoutMs: AGENT_START_MS, what: `a raw IPv${family} socket for protocol ${proto}` },
+  );
+  return proc;
+}
+
+export async function sendRaw(lab: Lab, host: string, addr: string, proto: number, payload: string): Promise<void> {
+  const family = addr.includes(':') ? 6 : 4;
+  await lab.execChecked(host, ['socat', '-u', 'STDIN', `IP${family}-SENDTO:${urlHost(addr)}:${proto}`], { input: `${payload}\n` });
+}
+
+export function rawReceived(receiver: LabProcess, marker: string): boolean {
+  return receiver.stdoutLines.some((l) => l.includes(marker));
 }
 
 export interface TcpCounters {
