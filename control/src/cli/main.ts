@@ -1,0 +1,79 @@
+// `syncwall`: the command-line client of syncwalld's management service.
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { findInstallFile } from '../api/proto.js';
+import { filterFromArgs, flushConnections, listConnections, withFilterOptions } from './conns.js';
+import { reportingFailures } from './failure.js';
+import { write } from './output.js';
+import { checkRules, reloadRules } from './rules.js';
+import { formatStats, formatStatus } from './status.js';
+import { DEFAULT_CONFIG, withClient } from './target.js';
+import { readFileSync } from 'node:fs';
+
+// A reader that quits early (`syncwall conns list | head`) is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  process.exit(0);
+});
+
+const withJson = <T>(y: Argv<T>) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON for scripts' });
+
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(findInstallFile('package.json'), 'utf8')) as { version: string }).version;
+}
+
+await yargs(hideBin(process.argv))
+  .scriptName('syncwall')
+  .usage('$0 <command> [options]\n\nTalks to syncwalld over its management socket.')
+  .option('socket', { type: 'string', describe: 'management socket of syncwalld (default: management.socket from --config)' })
+  .option('config', { type: 'string', default: DEFAULT_CONFIG, describe: 'syncwalld config file' })
+  .command(
+    'status',
+    'show daemon, rules and interface status',
+    (y) => withJson(y),
+    reportingFailures('status', (argv) => withClient(argv, async (client) => write(formatStatus(await client.status(), argv.json)))),
+  )
+  .command('conns', 'list or delete tracked connections', (y) =>
+    y
+      .command(
+        'list',
+        'list connections (filters combine with AND)',
+        (y) => withFilterOptions(withJson(y)),
+        reportingFailures('conns list', (argv) => withClient(argv, (client) => listConnections(client, filterFromArgs(argv), argv.json))),
+      )
+      .command(
+        'flush',
+        'delete matching connections (all without filters)',
+        (y) => withFilterOptions(withJson(y)),
+        reportingFailures('conns flush', (argv) => withClient(argv, (client) => flushConnections(client, filterFromArgs(argv), argv.json))),
+      )
+      .demandCommand(1, 'give a subcommand: list or flush'),
+  )
+  .command('rules', 'check or reload rules', (y) =>
+    y
+      .command(
+        'check <file>',
+        'validate a rules file locally (no daemon needed)',
+        (y) => y.positional('file', { type: 'string', demandOption: true }),
+        reportingFailures('rules check', (argv) => checkRules(argv.file)),
+      )
+      .command(
+        'reload',
+        "make the daemon re-read its rules file (atomic; existing connections are kept)",
+        (y) => withJson(y).option('recheck', { type: 'boolean', default: false, describe: 'also remove connections the new rules no longer allow' }),
+        reportingFailures('rules reload', (argv) => withClient(argv, (client) => reloadRules(client, argv.recheck, argv.json))),
+      )
+      .demandCommand(1, 'give a subcommand: check or reload'),
+  )
+  .command(
+    'stats',
+    'show data-plane and controller counters',
+    (y) => withJson(y),
+    reportingFailures('stats', (argv) => withClient(argv, async (client) => write(formatStats(await client.stats(), argv.json)))),
+  )
+  .command('version', 'print the CLI version', {}, reportingFailures('version', () => write(`syncwall ${packageVersion()}\n`)))
+  .demandCommand(1, 'give a command')
+  .strict()
+  .version(false)
+  .help()
+  .parseAsync();
