@@ -1,27 +1,9 @@
 // Loads proto/management.proto at run time and describes its messages as
 // proto-loader hands them over: camelCase fields, uint64 as decimal strings
 // (bigint does not survive protobufjs), unset proto3 `optional` fields absent.
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-
-/**
- * Finds a file shipped with syncwall by walking up from this module: the same
- * code runs from control/src (tsx) and from dist/control/src (compiled), so a
- * fixed relative path would be right for only one of them.
- */
-export function findInstallFile(relPath: string): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, relPath);
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find ${relPath} above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
+import { findInstallFile } from '../install-files.js';
 
 const definition = protoLoader.loadSync(findInstallFile('proto/management.proto'), { longs: String, defaults: true });
 

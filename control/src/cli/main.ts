@@ -1,14 +1,13 @@
 // `syncwall`: the command-line client of syncwalld's management service.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { findInstallFile } from '../api/proto.js';
+import { SYNCWALL_VERSION } from '../install-files.js';
 import { filterFromArgs, flushConnections, listConnections, withFilterOptions } from './conns.js';
 import { reportingFailures } from './failure.js';
 import { write } from './output.js';
 import { checkRules, reloadRules } from './rules.js';
 import { formatStats, formatStatus } from './status.js';
 import { DEFAULT_CONFIG, withClient } from './target.js';
-import { readFileSync } from 'node:fs';
 
 // A reader that quits early (`syncwall conns list | head`) is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -17,10 +16,6 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 });
 
 const withJson = <T>(y: Argv<T>) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON for scripts' });
-
-function packageVersion(): string {
-  return (JSON.parse(readFileSync(findInstallFile('package.json'), 'utf8')) as { version: string }).version;
-}
 
 await yargs(hideBin(process.argv))
   .scriptName('syncwall')
@@ -71,7 +66,7 @@ await yargs(hideBin(process.argv))
     (y) => withJson(y),
     reportingFailures('stats', (argv) => withClient(argv, async (client) => write(formatStats(await client.stats(), argv.json)))),
   )
-  .command('version', 'print the CLI version', {}, reportingFailures('version', () => write(`syncwall ${packageVersion()}\n`)))
+  .command('version', 'print the CLI version', {}, reportingFailures('version', () => write(`syncwall ${SYNCWALL_VERSION}\n`)))
   .demandCommand(1, 'give a command')
   .strict()
   .version(false)
