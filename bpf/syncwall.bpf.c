@@ -30,6 +30,23 @@
 #include "lib/forward.h"
 #include "lib/punt.h"
 
+/*
+ * The controller generates its struct layouts and enums from this object's
+ * BTF (tools/gen-layout.ts). Types used only inside inlined code leave no
+ * BTF, so these never-used globals (.bss) keep every shared type in it.
+ */
+struct punt_small *sw_btf_punt_small;
+struct punt_full *sw_btf_punt_full;
+struct state_event *sw_btf_state_event;
+enum sw_family sw_btf_family;
+enum flow_state sw_btf_flow_state;
+enum flow_flag sw_btf_flow_flag;
+enum helper_id sw_btf_helper_id;
+enum tcp_window_flag sw_btf_tcp_window_flag;
+enum dp_config_flag sw_btf_dp_config_flag;
+enum event_type sw_btf_event_type;
+enum sw_counter sw_btf_counter;
+
 /* Packets that may open a flow when no entry exists. */
 static __always_inline int may_open_flow(const struct packet *pkt)
 {

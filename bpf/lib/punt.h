@@ -18,22 +18,23 @@ static __always_inline int punt_take_token(void)
 {
 	__u32 zero = 0;
 	struct punt_bucket *b = bpf_map_lookup_elem(&sw_punt_bucket, &zero);
-	__u64 now, elapsed, full, tokens;
+	__u64 now, elapsed, full, add, tokens;
 
 	if (!b)
 		return 0;
 	now = bpf_ktime_get_ns();
 	elapsed = now - b->last_ns;
-	full = sw_cfg.punt_burst * SW_TOKEN_SCALE;
-	/* refill: rate tokens per second is rate scaled units per ns; cap first to avoid overflow */
-	if (sw_cfg.punt_rate == 0)
-		tokens = b->tokens;
-	else if (elapsed >= full / sw_cfg.punt_rate)
-		tokens = full;
-	else
-		tokens = b->tokens + elapsed * sw_cfg.punt_rate;
-	if (tokens > full)
-		tokens = full;
+	/* saturating arithmetic: any configured rate and burst are safe */
+	full = sw_cfg.punt_burst > ~0ULL / SW_TOKEN_SCALE ? ~0ULL : sw_cfg.punt_burst * SW_TOKEN_SCALE;
+	tokens = b->tokens > full ? full : b->tokens;
+	/* rate tokens per second are rate scaled units per ns */
+	if (sw_cfg.punt_rate != 0) {
+		if (elapsed >= full / sw_cfg.punt_rate)
+			add = full;
+		else
+			add = elapsed * sw_cfg.punt_rate;
+		tokens = full - tokens < add ? full : tokens + add;
+	}
 	b->last_ns = now;
 	if (tokens < SW_TOKEN_SCALE) {
 		b->tokens = tokens;
