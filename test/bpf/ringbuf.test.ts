@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { puntMeta } from '../../control/src/bpf/codec.js';
+import { flowKey, puntMeta, type FlowKey } from '../../control/src/bpf/codec.js';
 import { BpfObject, pageSize, progTestRun } from '../../control/src/bpf/libbpf.js';
 import { RingBufferConsumer, type RingBufferOptions } from '../../control/src/bpf/ringbuf.js';
 import { DpConfigLayout, EventType, MapName, ProgName, PuntMetaLayout, RodataVar } from '../../control/src/gen/layout.js';
@@ -64,6 +64,8 @@ interface Punt {
   /** Bytes the record took in the ring: header and padding included. */
   ringBytes: number;
   frame: Uint8Array;
+  /** The rest of punt_meta, as the data plane parsed the frame. */
+  meta: { pktLen: number; ifindex: number; l3Off: number; l4Off: number; srcIsA: boolean; key: FlowKey };
 }
 
 /** Collects punts and resolves waiters when a count is reached. */
@@ -80,7 +82,16 @@ class Collector {
     const data = puntMeta.dataOffset(off);
     const frame = buf.slice(data, data + capLen);
     const ringBytes = (len + 8 + 7) & ~7;
-    this.punts.push({ seq: new DataView(frame.buffer).getUint32(42, true), type: puntMeta.type(buf, off), capLen, ringBytes, frame });
+    const meta = {
+      pktLen: puntMeta.pktLen(buf, off),
+      ifindex: puntMeta.ifindex(buf, off),
+      l3Off: puntMeta.l3Off(buf, off),
+      l4Off: puntMeta.l4Off(buf, off),
+      srcIsA: puntMeta.srcIsA(buf, off),
+      key: flowKey.read(buf, puntMeta.keyOffset(off)),
+    };
+    const seq = new DataView(frame.buffer).getUint32(42, true);
+    this.punts.push({ seq, type: puntMeta.type(buf, off), capLen, ringBytes, frame, meta });
     this.inBatch++;
   }
 
@@ -140,6 +151,15 @@ describe('RingBufferConsumer on sw_punt_ring', { timeout: 30_000 }, () => {
       for (const p of c.punts) {
         assert.equal(p.type, EventType.EV_PUNT);
         assert.deepEqual(p.frame, udpFrame(p.seq));
+        // BPF_PROG_TEST_RUN without a context runs as if received on loopback.
+        assert.deepEqual(p.meta, {
+          pktLen: p.frame.length,
+          ifindex: 1,
+          l3Off: 14,
+          l4Off: 34,
+          srcIsA: true,
+          key: { family: 4, proto: 17, addrA: Uint8Array.of(10, 0, 0, 1), addrB: Uint8Array.of(10, 0, 0, 2), portA: 1000 + p.seq, portB: 53 },
+        });
       }
     } finally {
       rb.close();
