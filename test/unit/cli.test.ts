@@ -118,10 +118,13 @@ describe('syncwall CLI reading from a running management service', { concurrency
     assert.match(r.stderr, /^syncwall: conns list failed: addr: .*prefix length must be 0\.\.32\n$/);
   });
 
-  test('a protocol name the CLI does not know exits 1 before calling the daemon', async () => {
-    const r = await cli('conns', 'list', '--proto', 'sctpx');
-    assert.equal(r.code, 1);
-    assert.match(r.stderr, /^syncwall: --proto: "sctpx" is not tcp, udp, icmp, icmpv6 or 0\.\.255\n$/);
+  test('a protocol or port the CLI cannot parse exits 1 before looking for the daemon', async () => {
+    const proto = await syncwall('conns', 'list', '--proto', 'sctpx', '--config', join(dir, 'absent.yaml'));
+    assert.equal(proto.code, 1);
+    assert.equal(proto.stderr, 'syncwall: --proto: "sctpx" is not tcp, udp, icmp, icmpv6 or 0..255\n');
+    const port = await syncwall('conns', 'flush', '--port', 'http', '--config', join(dir, 'absent.yaml'));
+    assert.equal(port.code, 1);
+    assert.equal(port.stderr, 'syncwall: --port: "http" is not a port number\n');
   });
 
   test('stats prints every counter; --json keeps 2^63 exact as a string', async () => {

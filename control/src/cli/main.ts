@@ -34,13 +34,19 @@ await yargs(hideBin(process.argv))
         'list',
         'list connections (filters combine with AND)',
         (y) => withFilterOptions(withJson(y)),
-        reportingFailures('conns list', (argv) => withClient(argv, (client) => listConnections(client, filterFromArgs(argv), argv.json))),
+        reportingFailures('conns list', (argv) => {
+          const filter = filterFromArgs(argv);
+          return withClient(argv, (client) => listConnections(client, filter, argv.json));
+        }),
       )
       .command(
         'flush',
         'delete matching connections (all without filters)',
         (y) => withFilterOptions(withJson(y)),
-        reportingFailures('conns flush', (argv) => withClient(argv, (client) => flushConnections(client, filterFromArgs(argv), argv.json))),
+        reportingFailures('conns flush', (argv) => {
+          const filter = filterFromArgs(argv);
+          return withClient(argv, (client) => flushConnections(client, filter, argv.json));
+        }),
       )
       .demandCommand(1, 'give a subcommand: list or flush'),
   )
