@@ -1,0 +1,205 @@
+// The running controller: consumes both ring buffers, runs the first-packet
+// pipeline and the expiry sweeper over the live data plane, and answers the
+// management API.
+import type {
+  ConnFilter,
+  ConnView,
+  ManagementBackend,
+  ReloadResult,
+  StatsView,
+  StatusView,
+} from '../api/backend.js';
+import { FLOW_KEY_SIZE, flowEntry, flowKey, recordType, stateEvent } from '../bpf/codec.js';
+import { ConnTable } from '../bpf/conn-table.js';
+import { readCounters } from '../bpf/counters.js';
+import type { Datapath } from '../bpf/datapath.js';
+import { FrameInjector } from '../bpf/inject.js';
+import { RingBufferConsumer } from '../bpf/ringbuf.js';
+import { EventType, FlowFlag } from '../gen/layout.js';
+import type { Logger } from '../log.js';
+import { CompiledFilter, toConnView } from './connection-view.js';
+import { ControllerStats } from './controller-stats.js';
+import { ExpirySweeper } from './expiry.js';
+import { FirstPacketPipeline } from './first-packet.js';
+import { echoRequestType, fillFlowQuery, newFlowQuery, type IngressInterface } from './flow-query.js';
+import { FlowEventFeed } from './flow-events.js';
+import { RejectSender } from './reject.js';
+import type { RulesHolder } from './rules-holder.js';
+import { TimeoutTable, type TimeoutSettings } from './timeouts.js';
+
+export interface EngineSettings {
+  nodeId: number;
+  rulesFile: string;
+  xdpMode: string;
+  timeouts: TimeoutSettings;
+  sweepIntervalMs: number;
+  sweepChunk: number;
+  /** Records handled per ring wakeup before yielding to the event loop. */
+  ringBudget: number;
+  maxPuntAgeMs: number;
+  version: string;
+}
+
+export const monotonicNs = (): bigint => process.hrtime.bigint();
+
+export class Engine implements ManagementBackend {
+  readonly events = new FlowEventFeed();
+  readonly counters = new ControllerStats();
+  private readonly dp: Datapath;
+  private readonly rules: RulesHolder;
+  private readonly s: EngineSettings;
+  private readonly log: Logger;
+  private readonly table: ConnTable;
+  private readonly pipeline: FirstPacketPipeline;
+  private readonly sweeper: ExpirySweeper;
+  private readonly puntRing: RingBufferConsumer;
+  private readonly eventRing: RingBufferConsumer;
+  private readonly interfaces: Map<number, IngressInterface>;
+  private readonly startedAt = Date.now();
+
+  constructor(dp: Datapath, rules: RulesHolder, settings: EngineSettings, log: Logger) {
+    this.dp = dp;
+    this.rules = rules;
+    this.s = settings;
+    this.log = log;
+    this.table = new ConnTable(dp.connsFd, settings.ringBudget);
+    this.interfaces = new Map(dp.interfaces.map((i) => [i.ifindex, { name: i.name, zone: i.zone }]));
+    const injector = new FrameInjector(dp.mainProgFd, dp.txProgFd);
+    this.pipeline = new FirstPacketPipeline({
+      table: this.table,
+      injector,
+      rejects: new RejectSender(injector, this.counters, log),
+      rules,
+      interfaces: this.interfaces,
+      stats: this.counters,
+      log,
+      nodeId: settings.nodeId,
+      maxPuntAgeNs: BigInt(settings.maxPuntAgeMs) * 1_000_000n,
+      batchCapacity: settings.ringBudget,
+      monotonicNs,
+    });
+    this.sweeper = new ExpirySweeper({
+      table: this.table,
+      timeouts: new TimeoutTable(settings.timeouts),
+      events: this.events,
+      stats: this.counters,
+      log,
+      intervalMs: settings.sweepIntervalMs,
+      chunk: settings.sweepChunk,
+      monotonicNs,
+    });
+    this.puntRing = new RingBufferConsumer({
+      mapFd: dp.puntRingFd,
+      size: dp.puntRingSize,
+      budget: settings.ringBudget,
+      onRecord: (buf, off) => {
+        if (recordType(buf, off) === EventType.EV_PUNT) this.pipeline.onPunt(buf, off);
+      },
+      onBatchEnd: () => this.pipeline.flush(),
+      onError: (err) => log.error({ err }, 'punt ring consumer failed'),
+    });
+    this.eventRing = new RingBufferConsumer({
+      mapFd: dp.eventRingFd,
+      size: dp.eventRingSize,
+      budget: settings.ringBudget,
+      onRecord: (buf, off) => {
+        this.counters.add('state_events');
+        this.events.stateChanged(stateEvent.decode(buf, off));
+      },
+      onError: (err) => log.error({ err }, 'event ring consumer failed'),
+    });
+  }
+
+  start(): void {
+    this.puntRing.start();
+    this.eventRing.start();
+    this.sweeper.start();
+  }
+
+  async stop(): Promise<void> {
+    this.puntRing.close();
+    this.eventRing.close();
+    this.pipeline.flush();
+    await this.sweeper.stop();
+  }
+
+  status(): StatusView {
+    const active = this.rules.current();
+    return {
+      version: this.s.version,
+      nodeId: this.s.nodeId,
+      uptimeMs: Date.now() - this.startedAt,
+      interfaces: this.dp.interfaces.map((i) => ({ name: i.name, zone: i.zone, ifindex: i.ifindex, xdpMode: this.s.xdpMode })),
+      rulesFile: this.s.rulesFile,
+      ruleCount: active.ruleSet.rules.length,
+      rulesLoadedAt: active.loadedAt.toISOString(),
+      connections: this.table.count(),
+      tableCapacity: this.dp.capacity,
+    };
+  }
+
+  async *listConnections(filter: ConnFilter): AsyncIterable<ConnView> {
+    const compiled = new CompiledFilter(filter);
+    const views: ConnView[] = [];
+    await this.table.scanChunks(this.s.sweepChunk, (keys, values, count) => {
+      const now = monotonicNs();
+      for (let i = 0; i < count; i++) {
+        const kOff = i * FLOW_KEY_SIZE;
+        const vOff = i * flowEntry.size;
+        if (compiled.matches(keys, kOff, values, vOff)) views.push(toConnView(keys, kOff, values, vOff, now));
+      }
+      return true;
+    });
+    yield* views;
+  }
+
+  async deleteConnections(filter: ConnFilter): Promise<number> {
+    const compiled = new CompiledFilter(filter);
+    return this.removeWhere((keys, kOff, values, vOff) => compiled.matches(keys, kOff, values, vOff), 'deleted');
+  }
+
+  async reloadRules(recheck: boolean): Promise<ReloadResult> {
+    const active = this.rules.reload();
+    this.counters.add('rule_reloads');
+    this.log.info({ rules: active.ruleSet.rules.length, file: active.ruleSet.file, recheck }, 'rules reloaded');
+    if (!recheck) return { ruleCount: active.ruleSet.rules.length, removed: 0 };
+    const query = newFlowQuery();
+    const removed = await this.removeWhere((keys, kOff, values, vOff) => {
+      const flags = flowEntry.flags(values, vOff);
+      // Related flows were admitted through their parent, not by a rule.
+      if (flags & FlowFlag.FLOW_F_RELATED) return false;
+      const iface = this.interfaces.get(flowEntry.origIfindex(values, vOff));
+      const origIsA = (flags & FlowFlag.FLOW_F_ORIG_A) !== 0;
+      fillFlowQuery(query, keys, kOff, origIsA, echoRequestType(flowKey.proto(keys, kOff)), iface);
+      return active.matcher.match(query)?.action !== 'accept';
+    }, 'recheck');
+    this.counters.add('recheck_removed', removed);
+    return { ruleCount: active.ruleSet.rules.length, removed };
+  }
+
+  stats(): StatsView {
+    return { datapath: readCounters(this.dp.countersFd), controller: this.counters.snapshot() };
+  }
+
+  private async removeWhere(
+    pred: (keys: Uint8Array, kOff: number, values: Uint8Array, vOff: number) => boolean,
+    reason: 'deleted' | 'recheck',
+  ): Promise<number> {
+    let removed = 0;
+    const doomed = new Uint8Array(this.s.sweepChunk * FLOW_KEY_SIZE);
+    await this.table.scanChunks(this.s.sweepChunk, (keys, values, count) => {
+      let n = 0;
+      for (let i = 0; i < count; i++) {
+        const kOff = i * FLOW_KEY_SIZE;
+        if (!pred(keys, kOff, values, i * flowEntry.size)) continue;
+        doomed.set(keys.subarray(kOff, kOff + FLOW_KEY_SIZE), n++ * FLOW_KEY_SIZE);
+      }
+      const deleted = this.table.deleteBatch(doomed, n);
+      for (let i = 0; i < deleted; i++) this.events.removed(doomed.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE), reason);
+      removed += deleted;
+      return true;
+    });
+    if (reason === 'deleted') this.counters.add('deleted', removed);
+    return removed;
+  }
+}

@@ -1,0 +1,141 @@
+// The first-packet pipeline: a punted packet (no entry, may open a flow) is
+// decided against the rule set; accepted flows get a blank entry and their
+// packet is re-injected, rejected ones get a RST or ICMP unreachable.
+//
+// Work is batched per ring-buffer wakeup: decisions are made record by
+// record (the record is only valid during the callback, so accepted frames
+// are copied into a preallocated arena), then flush() inserts all new entries
+// with one batch map update and re-injects the frames in arrival order. The
+// entry must exist before its packet is re-injected, or the program would
+// punt it again.
+import { FLOW_KEY_SIZE, flowKey, puntMeta } from '../bpf/codec.js';
+import type { ConnTable } from '../bpf/conn-table.js';
+import type { FrameInjector } from '../bpf/inject.js';
+import { FlowFlag, HelperId, SW_PUNT_DATA_MAX } from '../gen/layout.js';
+import type { Logger } from '../log.js';
+import type { FlowQuery, Rule } from '../rules/types.js';
+import { fillFlowQuery, newFlowQuery, type IngressInterface } from './flow-query.js';
+import type { ControllerStats } from './controller-stats.js';
+import type { RejectSender } from './reject.js';
+import type { RulesHolder } from './rules-holder.js';
+
+
+export interface FirstPacketDeps {
+  table: ConnTable;
+  injector: FrameInjector;
+  rejects: RejectSender;
+  rules: RulesHolder;
+  interfaces: ReadonlyMap<number, IngressInterface>;
+  stats: ControllerStats;
+  log: Logger;
+  nodeId: number;
+  /** Punts older than this (queued while no daemon ran) are dropped, not replayed. */
+  maxPuntAgeNs: bigint;
+  /** Frames held for re-injection per flush; sized like the ring consumer's budget. */
+  batchCapacity: number;
+  monotonicNs: () => bigint;
+}
+
+export class FirstPacketPipeline {
+  private readonly d: FirstPacketDeps;
+  private readonly query: FlowQuery;
+  private readonly arena: Uint8Array;
+  private readonly frameLen: Uint32Array;
+  private readonly frameIfindex: Uint32Array;
+  private pending = 0;
+
+  constructor(deps: FirstPacketDeps) {
+    this.d = deps;
+    this.query = newFlowQuery();
+    this.arena = new Uint8Array(deps.batchCapacity * SW_PUNT_DATA_MAX);
+    this.frameLen = new Uint32Array(deps.batchCapacity);
+    this.frameIfindex = new Uint32Array(deps.batchCapacity);
+  }
+
+  /** Decides one punt record (buf[off..] is valid only during this call). */
+  onPunt(buf: Uint8Array, off: number): void {
+    const { stats } = this.d;
+    stats.add('punts_received');
+    const ifindex = puntMeta.ifindex(buf, off);
+    if (this.d.monotonicNs() - puntMeta.tsNs(buf, off) > this.d.maxPuntAgeNs) {
+      stats.add('punts_stale');
+      return;
+    }
+    const iface = this.d.interfaces.get(ifindex);
+    if (!iface) {
+      stats.add('punts_no_interface');
+      return;
+    }
+    const srcIsA = puntMeta.srcIsA(buf, off);
+    const keyOff = puntMeta.keyOffset(off);
+    fillFlowQuery(this.query, buf, keyOff, srcIsA, puntMeta.icmpType(buf, off), iface);
+    const rule = this.d.rules.current().matcher.match(this.query);
+    if (rule?.log) this.logDecision(rule, buf, keyOff, srcIsA, iface);
+    if (!rule || rule.action === 'drop') {
+      stats.add('punts_dropped');
+      return;
+    }
+    const frameOff = puntMeta.dataOffset(off);
+    const capLen = puntMeta.capLen(buf, off);
+    if (rule.action === 'reject') {
+      stats.add('punts_rejected');
+      this.d.rejects.send(buf.subarray(frameOff, frameOff + capLen), puntMeta.l3Off(buf, off), puntMeta.l4Off(buf, off), ifindex);
+      return;
+    }
+    stats.add('punts_accepted');
+    if (this.pending === this.d.batchCapacity) this.flush();
+    const slot = this.pending++;
+    this.arena.set(buf.subarray(frameOff, frameOff + capLen), slot * SW_PUNT_DATA_MAX);
+    this.frameLen[slot] = capLen;
+    this.frameIfindex[slot] = ifindex;
+    this.d.table.queueInsert(buf, keyOff, {
+      flags: srcIsA ? FlowFlag.FLOW_F_ORIG_A : 0,
+      ruleId: rule.id,
+      helper: rule.helper === 'ftp' ? HelperId.HELPER_FTP : HelperId.HELPER_NONE,
+      ownerNode: this.d.nodeId,
+      origIfindex: ifindex,
+      createdNs: this.d.monotonicNs(),
+    });
+  }
+
+  /** Inserts the queued entries, then re-injects their first packets. */
+  flush(): void {
+    if (this.pending === 0) return;
+    const { stats, log } = this.d;
+    const failed = this.d.table.flushInserts();
+    for (let slot = 0; slot < this.pending; slot++) {
+      const err = failed.get(slot);
+      if (err) {
+        stats.add(err.code === 'E2BIG' || err.code === 'ENOMEM' ? 'table_full' : 'insert_errors');
+        continue;
+      }
+      const start = slot * SW_PUNT_DATA_MAX;
+      try {
+        this.d.injector.reinject(this.arena.subarray(start, start + this.frameLen[slot]!), this.frameIfindex[slot]!);
+        stats.add('reinjected');
+      } catch (e) {
+        stats.add('reinject_errors');
+        log.warn({ err: e }, 're-injecting a first packet failed');
+      }
+    }
+    this.pending = 0;
+  }
+
+  private logDecision(rule: Rule, buf: Uint8Array, keyOff: number, srcIsA: boolean, iface: IngressInterface): void {
+    const key = flowKey.read(buf.subarray(keyOff, keyOff + FLOW_KEY_SIZE), 0);
+    this.d.log.info(
+      {
+        rule: rule.id,
+        line: rule.line,
+        action: rule.action,
+        iif: iface.name,
+        proto: key.proto,
+        src: srcIsA ? key.addrA : key.addrB,
+        sport: srcIsA ? key.portA : key.portB,
+        dst: srcIsA ? key.addrB : key.addrA,
+        dport: srcIsA ? key.portB : key.portA,
+      },
+      'first packet',
+    );
+  }
+}
