@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parsePrefix } from './addr.js';
 import { lexRules, type Token } from './lexer.js';
+import { IFNAME, ZONE } from './names.js';
 import { RulesError, type Problem } from './problem.js';
 import type { Action, Family, PortRange, Prefix, Rule, RuleSet } from './types.js';
 
@@ -30,9 +31,6 @@ const ICMP_TYPES: Record<number, Record<string, number>> = {
   },
 };
 
-// Linux interface names: up to 15 characters, no '/', ',' or whitespace.
-const IFNAME = /^[A-Za-z0-9_.@-]{1,15}$/;
-const ZONE = /^[a-z0-9_-]+$/;
 
 /** What the keywords of one line produced, before cross-keyword checks. */
 interface Draft {
