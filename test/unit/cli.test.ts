@@ -127,6 +127,23 @@ describe('syncwall CLI reading from a running management service', { concurrency
     assert.equal(port.stderr, 'syncwall: --port: "http" is not a port number\n');
   });
 
+  test('without --socket the socket comes from management.socket of --config', async () => {
+    const config = join(dir, 'syncwall.yaml');
+    writeFileSync(config, `interfaces:\n  - name: veth-in\n    zone: inside\nmanagement:\n  socket: ${socketPath}\n`);
+    const r = await syncwall('--config', config, 'status', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { version: string }).version, sampleStatus.version);
+  });
+
+  test('an unreadable config without --socket exits 1 saying how to fix it', async () => {
+    const missing = join(dir, 'absent.yaml');
+    const r = await syncwall('--config', missing, 'stats');
+    assert.equal(r.code, 1);
+    const [first, reason] = r.stderr.split('\n');
+    assert.equal(first, `syncwall: cannot get the management socket from ${missing} (or give --socket PATH):`);
+    assert.match(reason ?? '', new RegExp(`^${missing}: cannot read config file: .*ENOENT`));
+  });
+
   test('stats prints every counter; --json keeps 2^63 exact as a string', async () => {
     const table = await cli('stats');
     assert.equal(table.code, 0, table.stderr);

@@ -18,8 +18,9 @@ export async function socketPath(args: TargetArgs): Promise<string> {
     const { loadConfig } = await import('../config/load.js');
     return loadConfig(args.config).management.socket;
   } catch (err) {
+    // The reason is a config problem list, one `file:line: field: message` per line.
     const reason = err instanceof Error ? err.message : String(err);
-    throw new CliError(`cannot find the management socket (give --socket PATH): ${reason}`, ExitCode.user, { cause: err });
+    throw new CliError(`cannot get the management socket from ${args.config} (or give --socket PATH):\n${reason}`, ExitCode.user, { cause: err });
   }
 }
 
