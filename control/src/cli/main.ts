@@ -75,6 +75,6 @@ await yargs(hideBin(process.argv))
   .command('version', 'print the CLI version', {}, reportingFailures('version', () => write(`syncwall ${SYNCWALL_VERSION}\n`)))
   .demandCommand(1, 'give a command')
   .strict()
-  .version(false)
+  .version(SYNCWALL_VERSION)
   .help()
   .parseAsync();

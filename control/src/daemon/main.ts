@@ -7,6 +7,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { checkRulesAgainstConfig, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { SYNCWALL_VERSION } from '../install-files.js';
 import { createLogger } from '../log.js';
 import { loadRulesFile } from '../rules/parser.js';
 import { formatProblem, ProblemsError, type Problem } from '../rules/problem.js';
@@ -94,5 +95,6 @@ await yargs(hideBin(process.argv))
     exitCodeOf(() => detach(argv.config)),
   )
   .strict()
+  .version(SYNCWALL_VERSION)
   .help()
   .parseAsync();
