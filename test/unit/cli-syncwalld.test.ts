@@ -16,7 +16,7 @@ interface Run {
 
 function syncwalld(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'control/src/daemon/main.ts', ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, ['--import', 'tsx', 'control/src/daemon/main.ts', ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
       resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : -1, stdout, stderr });
     });
   });
@@ -36,7 +36,7 @@ const RULES = `accept proto tcp zone inside dport 80,443
 accept proto icmp icmp-type echo-request
 `;
 
-describe('syncwalld check-config', { concurrency: true }, () => {
+describe('syncwalld check-config', { concurrency: 2 }, () => {
   let root: string;
   let n = 0;
   before(() => {

@@ -23,15 +23,16 @@ interface Run {
 /** Runs the CLI asynchronously: the server under test lives in this process's event loop. */
 function syncwall(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [...CLI, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [...CLI, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
       resolve({ code, stdout, stderr });
     });
   });
 }
 
-// Each run is a fresh node + tsx process (about a second): the tests that only
-// read run concurrently; the ones that change the backend run one at a time.
+// Each run is a fresh node + tsx process (about a second, more on a busy
+// machine): the tests that only read run two at a time; the ones that change
+// the backend run one at a time.
 let dir: string;
 let socketPath: string;
 let backend: MemoryBackend;
@@ -50,7 +51,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('syncwall CLI reading from a running management service', { concurrency: true }, () => {
+describe('syncwall CLI reading from a running management service', { concurrency: 2 }, () => {
   test('status prints aligned key/values and the interface table', async () => {
     const r = await cli('status');
     assert.equal(r.code, 0, r.stderr);
@@ -218,7 +219,7 @@ describe('syncwall CLI changing daemon state', () => {
 
 });
 
-describe('syncwall CLI without a daemon', { concurrency: true }, () => {
+describe('syncwall CLI without a daemon', { concurrency: 2 }, () => {
   test('an unreachable daemon exits 2 naming the socket and errno', async () => {
     const socketPath = join(dir, 'absent.sock');
     const r = await syncwall('--socket', socketPath, 'status');
