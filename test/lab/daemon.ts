@@ -116,7 +116,7 @@ export class Daemon {
         if (!proc.running) throw new DaemonError(`syncwalld exited during start (${JSON.stringify(proc.exit)}):\n${this.log()}`);
         return (await runCli(this.socketPath, ['status', '--json'], 5000)).code === 0;
       },
-      { timeoutMs: this.opts.startTimeoutMs ?? 30_000, intervalMs: 200, what: `syncwalld on ${this.host} to answer status` },
+      { timeoutMs: this.opts.startTimeoutMs ?? 60_000, intervalMs: 200, what: `syncwalld on ${this.host} to answer status` },
     );
   }
 
