@@ -6,7 +6,7 @@
 // loaded program into the existing links, so established flows never leave
 // the fast path. Only `syncwalld detach` removes links and pins.
 import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import {
   BpfError,
   BpfObject,
@@ -168,11 +168,21 @@ function interfaceIndex(name: string): number {
   }
 }
 
+/**
+ * Creates the pin directory on a bpffs mount. The nearest existing ancestor
+ * is checked first: pins anywhere else would not survive as pins, and under
+ * `ip netns exec` /sys/fs/bpf is a plain sysfs directory.
+ */
 function ensurePinDir(pinDir: string): void {
-  mkdirSync(pinDir, { recursive: true, mode: 0o700 });
-  if (statfsSync(pinDir).type !== BPFFS_MAGIC) {
-    throw new DatapathError(`${pinDir} is not on a bpffs mount (mount -t bpf bpf /sys/fs/bpf)`);
+  let existing = pinDir;
+  while (!existsSync(existing)) existing = dirname(existing);
+  if (statfsSync(existing).type !== BPFFS_MAGIC) {
+    throw new DatapathError(
+      `${pinDir} is not on a bpffs mount (${existing} is not bpffs): mount one with 'mount -t bpf bpf <dir>' ` +
+        `or point 'bpffs' in the config at one`,
+    );
   }
+  mkdirSync(pinDir, { recursive: true, mode: 0o700 });
 }
 
 function writeDpConfig(rodata: Buffer, opts: DatapathOptions): void {
