@@ -14,15 +14,17 @@ NODE_TEST := node --import tsx --test --test-concurrency=1
 
 BPF_HEADERS := $(wildcard bpf/include/*.h) $(wildcard bpf/lib/*.h)
 BPF_OBJ := $(BUILD)/syncwall.bpf.o
-# bench/xdp-cost.ts compares the data plane with this bare XDP_PASS program
-BENCH_BPF_OBJ := $(BUILD)/xdp_pass.bpf.o
+# bench/xdp-cost.ts compares the data plane with a bare XDP_PASS program and
+# a reference (parse + one hash lookup); bench/forwarding.ts drops with xdp_drop
+BENCH_BPF_OBJ := $(BUILD)/xdp_pass.bpf.o $(BUILD)/xdp_ref.bpf.o $(BUILD)/xdp_drop.bpf.o
 LAYOUT_TS := control/src/gen/layout.ts
 TS_SOURCES := $(shell find control/src tools -name '*.ts' -not -path 'control/src/gen/*' 2>/dev/null)
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool tcpdump \
-	iperf3 socat curl python3 netcat-openbsd nftables conntrack make
+	iperf3 socat curl python3 netcat-openbsd nftables conntrack make \
+	netsniff-ng xdp-tools
 
-.PHONY: all help setup build bpf gen ts test test-unit test-bpf test-lab demo clean
+.PHONY: all help setup build bpf gen ts test test-unit test-bpf test-lab bench bench-quick demo clean
 
 all: build ## build BPF objects, generated code and TypeScript
 
@@ -51,6 +53,9 @@ $(BUILD)/%.bpf.o: bench/%.bpf.c
 	$(Q)mkdir -p $(BUILD)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
+# the reference program uses syncwall's key and entry structs
+$(BUILD)/xdp_ref.bpf.o: bpf/include/flow_types.h
+
 gen: $(LAYOUT_TS)
 
 $(LAYOUT_TS): $(BPF_OBJ) tools/gen-layout.ts
@@ -62,7 +67,7 @@ ts: $(LAYOUT_TS) ## type-check and compile TypeScript to dist/
 	@echo "  TSC"
 	$(Q)npx tsc -p tsconfig.json
 
-test: setup build test-unit test-bpf test-lab ## run every test
+test: setup build test-unit test-bpf test-lab bench-quick ## run every test (bench-quick as a smoke test)
 
 test-unit: build ## unit tests (no root needed)
 	$(Q)$(NODE_TEST) test/unit/*.test.ts
@@ -72,6 +77,12 @@ test-bpf: build ## packet-level tests of the XDP object (BPF_PROG_TEST_RUN, root
 
 test-lab: build ## network-namespace lab tests with the real daemon (root)
 	$(Q)$(NODE_TEST) test/lab/*.test.ts
+
+bench: setup build ## every benchmark, syncwall vs its peers: one table, JSON in build/bench/ (< 30 min)
+	$(Q)node --import tsx bench/run.ts
+
+bench-quick: setup build ## every benchmark, short: checks the harness produces numbers (< 3 min)
+	$(Q)node --import tsx bench/run.ts --quick --check
 
 demo: setup build ## run the network-namespace lab demo
 	$(Q)node --import tsx test/lab/demo.ts

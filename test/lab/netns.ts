@@ -133,7 +133,6 @@ export async function createLab(opts: LabOptions): Promise<Lab> {
   // Ownership is recorded before anything exists, so every namespace and pin
   // directory with this prefix is reclaimable if this process dies.
   mkdirSync(LAB_RUN_DIR, { recursive: true });
-  await ensureBpffs();
   writeFileSync(pidFile(prefix), `${process.pid}\n`);
   const lab = new Lab(prefix, opts.topology, mkdtempSync(join(tmpdir(), `syncwall-lab-${prefix}-`)));
   try {
@@ -225,13 +224,6 @@ async function freshPrefix(): Promise<string> {
     const used = taken.some((ns) => ns === prefix || ns.startsWith(`${prefix}-`)) || listDir(BPFFS_ROOT).includes(prefix) || listDir(LAB_RUN_DIR).includes(`${prefix}.pid`);
     if (!used) return prefix;
   }
-}
-
-/** Mounts the labs' bpffs at BPFFS_ROOT unless one is there (see paths.ts). */
-async function ensureBpffs(): Promise<void> {
-  mkdirSync(BPFFS_ROOT, { recursive: true });
-  const mounted = await run(['findmnt', '-n', '-t', 'bpf', BPFFS_ROOT]);
-  if (mounted.code !== 0) await runChecked(['mount', '-t', 'bpf', 'bpf', BPFFS_ROOT]);
 }
 
 function pidFile(prefix: string): string {
