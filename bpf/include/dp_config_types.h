@@ -10,7 +10,11 @@
 
 enum dp_config_flag {
 	DPF_FAST_FORWARD = 1 << 0,	/* bpf_fib_lookup + redirect for accepted packets */
+	DPF_CLUSTER = 1 << 1,		/* cluster member: buckets, cluster MAC, ARP/ND for cluster addresses */
 };
+
+/* Flows are spread over this many buckets (sw_bucket_owner). */
+#define SW_BUCKETS 1024
 
 /*
  * Written by the controller into the object's .rodata before load
@@ -22,8 +26,26 @@ struct dp_config {
 	__u64 last_seen_gran_ns;	/* refresh last_seen_ns at most this often */
 	__u32 node_id;			/* this cluster node; 0 single node */
 	__u32 flags;			/* enum dp_config_flag */
+	__u8 cluster_mac[6];		/* frames to this MAC are shared by all nodes */
+	__u8 reserved0[2];
 };
-_Static_assert(sizeof(struct dp_config) == 32, "dp_config layout");
+_Static_assert(sizeof(struct dp_config) == 40, "dp_config layout");
+
+/* sw_cluster_addrs key: an address the cluster answers ARP/ND for. */
+struct cluster_addr {
+	__u8 addr[16];		/* IPv4 in the first 4 bytes */
+	__u32 ifindex;		/* interface it is answered on */
+	__u8 family;		/* enum sw_family */
+	__u8 reserved0[3];
+};
+_Static_assert(sizeof(struct cluster_addr) == 24, "cluster_addr layout");
+
+/* sw_ifaces value: what the data plane needs to know about an attached interface. */
+struct iface_info {
+	__u8 mac[6];		/* the interface's own MAC */
+	__u8 reserved0[2];
+};
+_Static_assert(sizeof(struct iface_info) == 8, "iface_info layout");
 
 /* Per-CPU token bucket that limits punts. */
 struct punt_bucket {
@@ -63,6 +85,9 @@ enum sw_counter {
 	CNT_DROP_RST_INVALID,		/* RST outside the window */
 	CNT_DROP_ICMP_UNRELATED,	/* ICMP error quoting no tracked flow */
 	CNT_PASS_TTL,			/* hop limit exhausted: the stack answers with ICMP */
+	CNT_DROP_NOT_OWNER,		/* cluster: another node owns the flow's bucket */
+	CNT_PUNT_FLOW_MISS,		/* cluster: mid-stream packet sent to fetch its state */
+	CNT_CLUSTER_ARP_REPLY,		/* cluster: ARP/ND answered for a cluster address */
 	CNT__MAX,
 };
 

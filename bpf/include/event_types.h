@@ -18,6 +18,7 @@ enum event_type {
 	EV_PUNT = 1,	/* a packet with no entry that may open a flow */
 	EV_HELPER = 2,	/* a packet of a helper-enabled flow the helper must see */
 	EV_STATE = 3,	/* a flow changed state */
+	EV_FLOW_MISS = 4,	/* cluster: a mid-stream packet of an owned bucket with no entry */
 };
 
 /* Largest packet a punt carries whole: 1500-byte MTU + Ethernet + 2 VLAN tags. */
@@ -42,7 +43,7 @@ struct punt_meta {
 	__u16 l4_off;		/* offset of the L4 header in the frame */
 	__u8 icmp_code;
 	__u8 reserved0;
-	__u32 reserved1;
+	__u32 bucket;		/* cluster bucket of the flow (bpf/lib/bucket.h) */
 	struct flow_key key;
 };
 _Static_assert(sizeof(struct punt_meta) == 72, "punt_meta layout");
@@ -67,7 +68,8 @@ struct state_event {
 	struct flow_key key;
 	__u32 rule_id;
 	__u8 flags;		/* entry flags after the change */
-	__u8 reserved0[3];
+	__u8 reserved0;
+	__u16 bucket;		/* cluster bucket of the flow */
 };
 _Static_assert(sizeof(struct state_event) == 64, "state_event layout");
 

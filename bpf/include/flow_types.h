@@ -75,6 +75,7 @@ enum tcp_window_flag {
 	TCPW_F_SACK_PERM = 1 << 1,	/* the sender offered SACK */
 	TCPW_F_CLOSE_INIT = 1 << 2,	/* the sender sent the first FIN */
 	TCPW_F_MAXACK_SET = 1 << 3,	/* td_maxack holds a value */
+	TCPW_F_UNTRUSTED = 1 << 4,	/* window data came from a replica: re-learn from the next packet */
 };
 
 /* Per-direction sequence tracking, as netfilter's ip_ct_tcp_state. */

@@ -58,7 +58,7 @@ static __always_inline void punt_fill_meta(struct punt_meta *m, struct xdp_md *c
 	m->l4_off = pkt->l4_off;
 	m->icmp_code = pkt->icmp_code;
 	m->reserved0 = 0;
-	m->reserved1 = 0;
+	m->bucket = 0;
 	m->key = pkt->key;
 }
 

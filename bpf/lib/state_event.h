@@ -33,9 +33,8 @@ static __always_inline void flow_set_state(struct flow_entry *e, const struct fl
 	ev->key = *key;
 	ev->rule_id = e->rule_id;
 	ev->flags = e->flags;
-	ev->reserved0[0] = 0;
-	ev->reserved0[1] = 0;
-	ev->reserved0[2] = 0;
+	ev->reserved0 = 0;
+	ev->bucket = 0;
 	bpf_ringbuf_submit(ev, 0);
 	count(CNT_STATE_EVENT);
 }
