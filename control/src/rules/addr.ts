@@ -2,42 +2,18 @@
 // network-order buffers (IPv4 in the first 4 bytes) so the matcher treats
 // both families alike.
 
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
+import { addressBytes } from '../net/address.js';
 import type { Family, Prefix } from './types.js';
 
 /** Parses a dotted-quad or IPv6 address; undefined if it is neither. */
 export function parseAddress(text: string): { family: Family; addr: Uint8Array } | undefined {
-  if (isIPv4(text)) {
-    const addr = new Uint8Array(16);
-    text.split('.').forEach((part, i) => { addr[i] = Number(part); });
-    return { family: 4, addr };
-  }
-  if (isIPv6(text) && !text.includes('%')) return { family: 6, addr: parseIPv6(text) };
-  return undefined;
-}
-
-// node:net has already validated the text, so this only has to place groups.
-function parseIPv6(text: string): Uint8Array {
-  const groups = (part: string): number[] => {
-    if (part === '') return [];
-    const out: number[] = [];
-    for (const g of part.split(':')) {
-      if (g.includes('.')) {
-        const [a = 0, b = 0, c = 0, d = 0] = g.split('.').map(Number);
-        out.push((a << 8) | b, (c << 8) | d);
-      } else {
-        out.push(parseInt(g, 16));
-      }
-    }
-    return out;
-  };
-  const [head = '', tail] = text.split('::');
-  const left = groups(head);
-  const right = tail === undefined ? [] : groups(tail);
-  const all = [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
+  // Zone ids (fe80::1%eth0) name an interface, not an address a rule can hold.
+  if (!isIP(text) || text.includes('%')) return undefined;
+  const bytes = addressBytes(text);
   const addr = new Uint8Array(16);
-  all.forEach((g, i) => { addr[2 * i] = g >> 8; addr[2 * i + 1] = g & 0xff; });
-  return addr;
+  addr.set(bytes);
+  return { family: bytes.length === 4 ? 4 : 6, addr };
 }
 
 /** True if any bit at or beyond `len` is set. */
