@@ -130,7 +130,7 @@ test('unknown keys are errors at every level, with the keys that are allowed', (
   ].join('\n')), [
     '4: interfaces[0].mtu: unknown key (expected one of name, zone)',
     '6: punt.rtae: unknown key (expected one of rate, burst)',
-    '7: fastforward: unknown key (expected one of instance, bpffs, interfaces, xdp_mode, rules, management, tables, punt, fast_forward, last_seen_granularity_ms, timeouts, expiry, log)',
+    '7: fastforward: unknown key (expected one of instance, bpffs, interfaces, xdp_mode, rules, management, tables, punt, fast_forward, last_seen_granularity_ms, timeouts, expiry, log, cluster)',
   ]);
 });
 

@@ -16,7 +16,7 @@ export async function socketPath(args: TargetArgs): Promise<string> {
   try {
     // Loaded only when needed: with --socket the CLI starts without the YAML and schema code.
     const { loadConfig } = await import('../config/load.js');
-    return loadConfig(args.config).management.socket;
+    return loadConfig(args.config, { checkFiles: false }).management.socket;
   } catch (err) {
     // The reason is a config problem list, one `file:line: field: message` per line.
     const reason = err instanceof Error ? err.message : String(err);

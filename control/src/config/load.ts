@@ -2,12 +2,13 @@
 // applies the defaults), resolve paths, and report every problem with file,
 // line and field path.
 
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ProblemsError, type Problem } from '../rules/problem.js';
 import type { RuleSet } from '../rules/types.js';
+import type { ClusterConfig, RawClusterConfig } from './cluster-schema.js';
 import { configSchema, type Config, type RawConfig, type Timeouts } from './schema.js';
 import { lineOfPath } from './yaml-lines.js';
 
@@ -57,11 +58,56 @@ function resolveConfig(raw: RawConfig, configFile: string): Config {
     timeouts: Object.fromEntries(Object.entries(raw.timeouts).map(([k, v]) => [camel(k), v])) as Timeouts,
     expiry: { sweepIntervalMs: raw.expiry.sweep_interval_ms, batch: raw.expiry.batch },
     logLevel: raw.log.level,
+    ...(raw.cluster ? { cluster: resolveCluster(raw.cluster, dir) } : {}),
   };
 }
 
+function resolveCluster(raw: RawClusterConfig, dir: string): ClusterConfig {
+  return {
+    id: raw.id,
+    nodeId: raw.node_id,
+    mode: raw.mode,
+    backups: raw.backups,
+    listen: raw.listen,
+    peers: raw.peers.map((p) => ({ ...p })),
+    tls: { ca: resolve(dir, raw.tls.ca), cert: resolve(dir, raw.tls.cert), key: resolve(dir, raw.tls.key) },
+    mac: raw.mac.toLowerCase(),
+    addresses: raw.addresses.map((a) => ({ ...a })),
+    heartbeatMs: raw.heartbeat_ms,
+    failureTimeoutMs: raw.failure_timeout_ms,
+    sync: { node: raw.sync.node, common: raw.sync.common, periodicIntervalMs: raw.sync.periodic_interval_ms },
+  };
+}
+
+/** The TLS files of the sync channel must be readable files (the key is read by the daemon only). */
+function clusterFileProblems(config: Config, file: string, lineOf: (path: readonly PropertyKey[]) => number): Problem[] {
+  const tls = config.cluster?.tls;
+  if (!tls) return [];
+  return (['ca', 'cert', 'key'] as const).flatMap((name) => {
+    const path = tls[name];
+    let why: string | undefined;
+    try {
+      if (!statSync(path).isFile()) why = 'is not a file';
+      else accessSync(path, constants.R_OK);
+    } catch (err) {
+      why = `cannot be read (${(err as NodeJS.ErrnoException).code ?? String(err)})`;
+    }
+    const fieldPath = ['cluster', 'tls', name];
+    return why ? [{ file, line: lineOf(fieldPath), field: fieldName(fieldPath), message: `${path} ${why}` }] : [];
+  });
+}
+
+export interface ParseOptions {
+  /**
+   * Check that files the config names exist and are readable (default).
+   * The CLI turns it off: it reads the config only for the socket path and
+   * may run as a user who cannot read the node's private key.
+   */
+  checkFiles?: boolean;
+}
+
 /** Parses and resolves config text; `file` names it in errors and anchors relative paths. */
-export function parseConfig(text: string, file: string): Config {
+export function parseConfig(text: string, file: string, options: ParseOptions = {}): Config {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -84,11 +130,16 @@ export function parseConfig(text: string, file: string): Config {
     });
     throw new ConfigError(problems.sort((a, b) => a.line - b.line));
   }
-  return resolveConfig(result.data, resolve(file));
+  const config = resolveConfig(result.data, resolve(file));
+  if (options.checkFiles ?? true) {
+    const problems = clusterFileProblems(config, file, (path) => lineOfPath(doc, lines, path));
+    if (problems.length > 0) throw new ConfigError(problems);
+  }
+  return config;
 }
 
 /** Reads and resolves a config file; an unreadable file is a ConfigError too. */
-export function loadConfig(path: string): Config {
+export function loadConfig(path: string, options: ParseOptions = {}): Config {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -96,7 +147,7 @@ export function loadConfig(path: string): Config {
     const message = `cannot read config file: ${(err as Error).message}`;
     throw new ConfigError([{ file: path, line: 0, field: '', message }], { cause: err });
   }
-  return parseConfig(text, path);
+  return parseConfig(text, path, options);
 }
 
 /** Rules that name interfaces or zones the config does not define (they could never match). */

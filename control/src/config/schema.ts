@@ -5,6 +5,9 @@
 
 import { z } from 'zod';
 import { IFNAME, ZONE } from '../rules/names.js';
+import { clusterSchema, type ClusterConfig } from './cluster-schema.js';
+
+export type { ClusterConfig } from './cluster-schema.js';
 
 /** zod error option: "is required" when the key is missing, `expected` otherwise. */
 const expect = (expected: string) => ({
@@ -64,7 +67,17 @@ export const configSchema = z.strictObject({
   }),
   expiry: section({ sweep_interval_ms: positiveInt().default(1_000), batch: intIn(1, 1_048_576).default(4_096) }),
   log: section({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'expected trace, debug, info, warn or error' }).default('info') }),
-}, expect('expected a mapping'));
+  /** Absent: a single node, no sync. */
+  cluster: clusterSchema.optional(),
+}, expect('expected a mapping')).superRefine((c, ctx) => {
+  // A cluster address is answered on one of syncwall's interfaces.
+  const names = new Set(c.interfaces.map((i) => i.name));
+  c.cluster?.addresses.forEach((a, i) => {
+    if (!names.has(a.interface)) {
+      ctx.addIssue({ code: 'custom', path: ['cluster', 'addresses', i, 'interface'], message: `interface "${a.interface}" is not in interfaces (${[...names].join(', ')})` });
+    }
+  });
+});
 
 export type RawConfig = z.output<typeof configSchema>;
 
@@ -99,4 +112,6 @@ export interface Config {
   timeouts: Timeouts;
   expiry: { sweepIntervalMs: number; batch: number };
   logLevel: LogLevel;
+  /** Present when this node is a cluster member. */
+  cluster?: ClusterConfig;
 }
