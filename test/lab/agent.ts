@@ -12,6 +12,13 @@
 //                                 verify the echo; reports progress, a stall
 //                                 (no echo for T ms) and a resume; "stop" on
 //                                 stdin ends it
+//   stream-fleet --host H --port P --count N [--chunk B] [--interval-ms T] [--max-seconds S]
+//                                 N long-lived connections, each ping-ponging
+//                                 its own deterministic byte sequence every T ms
+//                                 and verifying the echo; reports per connection
+//                                 (alive, bytes verified, largest gap between
+//                                 echoes) on "report SEQ" and a last time on
+//                                 "stop"; "reset" starts the gaps over
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:http';
 import { connect, createServer as createTcpServer, type Socket } from 'node:net';
@@ -42,6 +49,7 @@ const { positionals, values } = parseArgs({
     chunk: { type: 'string' },
     'max-seconds': { type: 'string' },
     'stall-ms': { type: 'string' },
+    'interval-ms': { type: 'string' },
   },
 });
 
@@ -122,6 +130,8 @@ function streamServer(): void {
   const server = createTcpServer((sock) => {
     report('connection', { remote: sock.remoteAddress, remotePort: sock.remotePort });
     sock.on('error', (err) => report('error', { message: err.message }));
+    // Echo each chunk at once: the clients wait for it before sending more.
+    sock.setNoDelay(true);
     sock.pipe(sock);
   });
   server.listen({ host: '::', port }, () => report('listening', { port }));
@@ -202,6 +212,133 @@ async function streamClient(): Promise<void> {
   process.exit(0);
 }
 
+/** One connection of a fleet: ping-pongs chunks of its own stream, measures the gaps between echoes. */
+class FleetConnection {
+  verified = 0;
+  private sent = 0;
+  lastEcho = Date.now();
+  maxGapMs = 0;
+  failure: string | undefined;
+  localPort = 0;
+  private sock: Socket | undefined;
+
+  constructor(
+    /** Where this connection's stream starts in the shared sequence: streams differ, so crossed data shows. */
+    private readonly base: number,
+  ) {}
+
+  async open(host: string, port: number, timeoutMs: number): Promise<void> {
+    const sock = connect({ host, port, noDelay: true });
+    this.sock = sock;
+    sock.on('data', (d: Buffer) => this.onData(d));
+    sock.on('error', (err) => (this.failure ??= err.message));
+    sock.on('close', () => (this.failure ??= 'closed by peer'));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.failure ??= `no connection within ${timeoutMs} ms`;
+        sock.destroy();
+        resolve();
+      }, timeoutMs);
+      sock.once('connect', () => {
+        clearTimeout(timer);
+        this.localPort = sock.localPort ?? 0;
+        this.lastEcho = Date.now();
+        resolve();
+      });
+      sock.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Sends the next chunk once everything sent so far has come back. */
+  send(chunk: number): void {
+    if (!this.sock || this.failure !== undefined || this.sent > this.verified) return;
+    const out = Buffer.alloc(chunk);
+    fillStream(out, this.base + this.sent);
+    this.sent += chunk;
+    this.sock.write(out);
+  }
+
+  /** Checks echoed bytes as they arrive, however TCP splits them. */
+  private onData(d: Buffer): void {
+    for (let k = 0; k < d.length; k++) {
+      if (d[k] !== streamByte(this.base + this.verified + k)) {
+        this.failure ??= `mismatch at offset ${this.verified + k}`;
+        this.sock?.destroy();
+        return;
+      }
+    }
+    this.verified += d.length;
+    const now = Date.now();
+    this.maxGapMs = Math.max(this.maxGapMs, now - this.lastEcho);
+    this.lastEcho = now;
+  }
+
+  /** The report line's entry; the gap includes a stall still in progress. */
+  describe(now: number, aliveWithinMs: number) {
+    const gapNow = now - this.lastEcho;
+    return {
+      localPort: this.localPort,
+      alive: this.failure === undefined && gapNow < aliveWithinMs,
+      verified: this.verified,
+      maxGapMs: Math.max(this.maxGapMs, gapNow),
+      failure: this.failure ?? null,
+    };
+  }
+
+  resetGap(): void {
+    this.maxGapMs = 0;
+  }
+
+  close(): void {
+    this.sock?.destroy();
+  }
+}
+
+async function streamFleet(): Promise<void> {
+  const host = str('host');
+  const port = num('port');
+  const count = num('count');
+  const chunk = num('chunk', 64);
+  const intervalMs = num('interval-ms', 10);
+  const deadline = Date.now() + num('max-seconds', 300) * 1000;
+  const aliveWithinMs = num('stall-ms', 5000);
+  const conns = Array.from({ length: count }, (_, i) => new FleetConnection(i * 1_000_003));
+
+  // A few connects at a time: every SYN is a first packet for the firewall's controller.
+  const parallel = 10;
+  for (let i = 0; i < count; i += parallel) {
+    await Promise.all(conns.slice(i, i + parallel).map((c) => c.open(host, port, 10_000)));
+  }
+  report('connected', { count, failed: conns.filter((c) => c.failure !== undefined).length });
+
+  const ticker = setInterval(() => {
+    for (const c of conns) c.send(chunk);
+  }, intervalMs);
+  const describeAll = () => {
+    const now = Date.now();
+    return conns.map((c) => c.describe(now, aliveWithinMs));
+  };
+  const finish = (why: string) => {
+    clearInterval(ticker);
+    report('done', { why, conns: describeAll() });
+    for (const c of conns) c.close();
+    process.exit(0);
+  };
+  createInterface({ input: process.stdin }).on('line', (line) => {
+    const [command, seq] = line.trim().split(/\s+/);
+    if (command === 'stop') finish('stopped');
+    if (command === 'report') report('report', { seq: Number(seq), conns: describeAll() });
+    if (command === 'reset') {
+      for (const c of conns) c.resetGap();
+      report('reset', { seq: Number(seq) });
+    }
+  });
+  setTimeout(() => finish('max-seconds'), Math.max(0, deadline - Date.now())).unref();
+}
+
 const mode = positionals[0];
 switch (mode) {
   case 'http-server':
@@ -218,6 +355,9 @@ switch (mode) {
     break;
   case 'stream-client':
     await streamClient();
+    break;
+  case 'stream-fleet':
+    await streamFleet();
     break;
   default:
     process.stderr.write(`unknown mode ${String(mode)}\n`);

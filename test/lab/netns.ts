@@ -52,11 +52,11 @@ export class Lab {
     return `${this.prefix}-${end.dev}`;
   }
 
-  /** The interfaces of a firewall host with their zones, in topology order. */
+  /** The interfaces of a firewall host with their zones, in topology order (sync interfaces are not filtered). */
   firewallInterfaces(host: string): FirewallInterface[] {
     return this.topology.links
       .flatMap((l) => [l.a, l.b])
-      .filter((end) => end.host === host)
+      .filter((end) => end.host === host && !end.sync)
       .map((end) => {
         if (!end.zone) throw new Error(`interface ${end.dev} of firewall ${host} has no zone`);
         return { name: this.dev(end), zone: end.zone };
@@ -83,6 +83,23 @@ export class Lab {
    */
   private inNs(host: string, argv: readonly string[]): string[] {
     return ['nsenter', `--net=/run/netns/${this.ns(host)}`, '--', ...argv];
+  }
+
+  /** Every link end of a host, in topology order. */
+  linkEnds(host: string): LinkEnd[] {
+    return this.topology.links.flatMap((l) => [l.a, l.b]).filter((end) => end.host === host);
+  }
+
+  /** Takes all of a host's interfaces down (a node unplugged). */
+  async linksDown(host: string): Promise<void> {
+    for (const end of this.linkEnds(host)) await ipIn(this, host, ['link', 'set', this.dev(end), 'down']);
+  }
+
+  /** Brings all of a host's interfaces up again and waits until they carry traffic. */
+  async linksUp(host: string): Promise<void> {
+    for (const end of this.linkEnds(host)) await ipIn(this, host, ['link', 'set', this.dev(end), 'up']);
+    for (const end of this.linkEnds(host)) await waitUp(this, end);
+    for (const end of this.linkEnds(host)) await enableGro(this, end);
   }
 
   /** Whether an XDP program is attached to a device of a host. */
@@ -153,7 +170,16 @@ async function build(lab: Lab): Promise<void> {
     // of neighbour solicitations) are usable at once, not seconds later.
     const sysctls = ['net.ipv6.conf.all.accept_dad=0', 'net.ipv6.conf.default.accept_dad=0'];
     if (host.role === 'firewall') sysctls.push('net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1');
+    // A switch only bridges: its bridges and ports send nothing of their own (no RS, no MLD).
+    if (host.role === 'switch') sysctls.push('net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
     await lab.execChecked(host.name, ['sysctl', '-qw', ...sysctls]);
+    for (const bridge of host.bridges ?? []) {
+      const dev = lab.dev({ dev: bridge });
+      if (dev.length > IFNAMSIZ_MAX) throw new LabSetupError(`bridge name ${dev} is longer than ${IFNAMSIZ_MAX}`);
+      // No multicast snooping: frames to the multicast cluster MAC flood to every port.
+      await ipIn(lab, host.name, ['link', 'add', 'name', dev, 'type', 'bridge', 'mcast_snooping', '0', 'stp_state', '0']);
+      await ipIn(lab, host.name, ['link', 'set', dev, 'up']);
+    }
   }
   for (const link of topology.links) {
     for (const end of [link.a, link.b]) {
@@ -169,9 +195,7 @@ async function build(lab: Lab): Promise<void> {
   }
   // The kernel's linkwatch brings a new link's qdisc into service up to a
   // second after carrier-on; until then frames are dropped. Wait for it.
-  for (const end of topology.links.flatMap((l) => [l.a, l.b])) {
-    await waitFor(async () => (await operState(lab, end)) === 'UP', { timeoutMs: 10_000, intervalMs: 50, what: `${lab.dev(end)} to come up` });
-  }
+  for (const end of topology.links.flatMap((l) => [l.a, l.b])) await waitUp(lab, end);
   for (const end of topology.links.flatMap((l) => [l.a, l.b])) await enableGro(lab, end);
   for (const host of topology.hosts) {
     for (const route of host.routes ?? []) {
@@ -189,6 +213,7 @@ async function configureEnd(lab: Lab, end: LinkEnd): Promise<void> {
     // servers must put full checksums on the wire, as a real NIC delivers them.
     await lab.execChecked(end.host, ['ethtool', '-K', dev, 'tx', 'off']);
   }
+  if (end.bridge) await ipIn(lab, end.host, ['link', 'set', dev, 'master', lab.dev({ dev: end.bridge })]);
   for (const addr of end.addrs) {
     // nodad: IPv6 addresses are usable at once instead of after DAD.
     const extra = addr.includes(':') ? ['nodad'] : [];
@@ -206,6 +231,10 @@ async function configureEnd(lab: Lab, end: LinkEnd): Promise<void> {
  */
 async function enableGro(lab: Lab, end: LinkEnd): Promise<void> {
   await lab.execChecked(end.host, ['ethtool', '-K', lab.dev(end), 'gro', 'on']);
+}
+
+function waitUp(lab: Lab, end: LinkEnd): Promise<boolean> {
+  return waitFor(async () => (await operState(lab, end)) === 'UP', { timeoutMs: 10_000, intervalMs: 50, what: `${lab.dev(end)} to come up` });
 }
 
 async function operState(lab: Lab, end: LinkEnd): Promise<string | undefined> {

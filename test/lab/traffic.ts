@@ -206,3 +206,134 @@ export class VerifiedStream {
     };
   }
 }
+
+export interface FleetConnection {
+  localPort: number;
+  /** No error and an echo within the agent's stall bound. */
+  alive: boolean;
+  verified: number;
+  /** Largest time between two echoes since the start or the last resetGaps(), a stall in progress included. */
+  maxGapMs: number;
+  failure: string | null;
+}
+
+export interface FleetOptions {
+  /** Bytes per ping-pong (default 64). */
+  chunk?: number;
+  /** Each connection sends its next chunk this often, once the last one came back (default 10). */
+  intervalMs?: number;
+  maxSeconds?: number;
+}
+
+/**
+ * Many long-lived TCP connections from one client process (the agent's
+ * stream-fleet), each with its own verified byte stream. Reports are asked
+ * for on stdin and read from stdout with a cursor, so a long run does not
+ * re-parse its whole output on every poll.
+ */
+export class StreamFleet {
+  private seq = 0;
+  private cursor = 0;
+
+  private constructor(
+    readonly proc: LabProcess,
+    readonly count: number,
+    /** Connections that failed to open. */
+    readonly failedToConnect: number,
+  ) {}
+
+  static async start(lab: Lab, host: string, addr: string, port: number, count: number, opts: FleetOptions = {}): Promise<StreamFleet> {
+    const proc = lab.spawn(host, agentArgv('stream-fleet', [
+      '--host', addr, '--port', String(port), '--count', String(count),
+      '--chunk', String(opts.chunk ?? 64), '--interval-ms', String(opts.intervalMs ?? 10),
+      '--max-seconds', String(opts.maxSeconds ?? 600),
+    ]));
+    // Connections open ten at a time, each bounded by 10 s.
+    const connected = await proc.waitForJson((m) => m.event === 'connected', AGENT_START_MS + count * 1000, `${count} connections to open`);
+    return new StreamFleet(proc, count, connected.failed as number);
+  }
+
+  /** Every connection's state now. */
+  async report(timeoutMs = 15_000): Promise<FleetConnection[]> {
+    const seq = ++this.seq;
+    this.proc.write(`report ${seq}\n`);
+    const line = await this.nextLine((m) => m.event === 'report' && m.seq === seq, timeoutMs, `fleet report ${seq}`);
+    return line.conns as FleetConnection[];
+  }
+
+  /** Starts every connection's largest gap over, so the next reports measure an event. */
+  async resetGaps(timeoutMs = 15_000): Promise<void> {
+    const seq = ++this.seq;
+    this.proc.write(`reset ${seq}\n`);
+    await this.nextLine((m) => m.event === 'reset' && m.seq === seq, timeoutMs, `fleet reset ${seq}`);
+  }
+
+  /**
+   * Waits until every connection has verified more bytes than it had when
+   * this was called; returns the last report. Throws with the laggards if
+   * some never move, or as soon as one has failed.
+   */
+  async waitAllProgress(timeoutMs: number): Promise<FleetConnection[]> {
+    const start = await this.report();
+    const mark = new Map(start.map((c) => [c.localPort, c.verified]));
+    let last = start;
+    try {
+      return await waitFor(
+        async () => {
+          last = await this.report();
+          const failed = last.filter((c) => c.failure !== null);
+          if (failed.length > 0) throw new FleetError(`${failed.length} connections failed: ${JSON.stringify(failed.slice(0, 5))}`);
+          return last.every((c) => c.verified > (mark.get(c.localPort) ?? 0)) && last;
+        },
+        { timeoutMs, intervalMs: 250, what: `all ${this.count} connections to make progress` },
+      );
+    } catch (err) {
+      const stuck = last.filter((c) => c.verified <= (mark.get(c.localPort) ?? 0));
+      throw new FleetError(`${stuck.length} of ${this.count} connections made no progress: ${JSON.stringify(stuck.slice(0, 5))}`, { cause: err });
+    }
+  }
+
+  /** Ends the fleet; its final report. */
+  async stop(timeoutMs = 15_000): Promise<FleetConnection[]> {
+    this.proc.write('stop\n');
+    const line = await this.nextLine((m) => m.event === 'done', timeoutMs, 'the fleet to stop');
+    return line.conns as FleetConnection[];
+  }
+
+  private nextLine(pred: (m: Record<string, unknown>) => boolean, timeoutMs: number, what: string): Promise<Record<string, unknown>> {
+    return waitFor(
+      () => {
+        const lines = this.proc.stdoutLines;
+        for (; this.cursor < lines.length; this.cursor++) {
+          const line = lines[this.cursor]!;
+          if (!line.startsWith('{')) continue;
+          const msg = JSON.parse(line) as Record<string, unknown>;
+          if (pred(msg)) {
+            this.cursor++;
+            return msg;
+          }
+        }
+        if (!this.proc.running) throw new FleetError(`the fleet exited (${JSON.stringify(this.proc.exit)}) before ${what}: ${this.proc.stderr}`);
+        return undefined;
+      },
+      { timeoutMs, intervalMs: 20, what },
+    );
+  }
+}
+
+export class FleetError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FleetError';
+  }
+}
+
+/** Summary of a fleet report for logs and assertions. */
+export function fleetSummary(conns: readonly FleetConnection[]): { alive: number; failed: number; maxGapMs: number; verified: number } {
+  return {
+    alive: conns.filter((c) => c.alive).length,
+    failed: conns.filter((c) => c.failure !== null).length,
+    maxGapMs: Math.max(0, ...conns.map((c) => c.maxGapMs)),
+    verified: conns.reduce((sum, c) => sum + c.verified, 0),
+  };
+}
