@@ -1,0 +1,150 @@
+// Item 2: small-packet forwarding through the firewall node. trafgen
+// (netsniff-ng) in the client namespace sends 64-byte UDP frames over many
+// flows that were opened beforehand (bench/agents/udp-flows.ts, so the
+// firewall has seen both directions); an XDP_DROP program on the server's
+// veth is the sink, and its XDP drop counter is what arrived. The harness
+// ceiling is the same generator into an XDP_DROP on the firewall's ingress
+// veth: no firewall can forward more than that.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Lab } from '../test/lab/netns.js';
+import { REPO_ROOT } from '../test/lab/paths.js';
+import { sleep, waitFor } from '../test/lab/poll.js';
+import { SINGLE } from '../test/lab/topology.js';
+import { BENCH_PORTS } from './lib/firewalls.js';
+
+const XDP_DROP_OBJ = join(REPO_ROOT, 'build/xdp_drop.bpf.o');
+const UDP_FLOWS_AGENT = join(REPO_ROOT, 'bench/agents/udp-flows.ts');
+/** Source ports of the generated flows: below the ephemeral range, so no socket of the lab collides. */
+const FIRST_PORT = 20_000;
+/** Frame without FCS: 14 Ethernet + 20 IPv4 + 8 UDP + 18 payload = 60 bytes, 64 on a wire. */
+const PAYLOAD_BYTES = 18;
+/** A second bound on the generator, besides timeout(1). */
+const GENERATOR_CAP = 100_000_000;
+/** Time for the generator to start and the path to settle before counting. */
+const RAMP_MS = 300;
+/** The generator runs this much longer than the counting window needs. */
+const STOP_MARGIN_MS = 500;
+
+export class ForwardingError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ForwardingError';
+  }
+}
+
+/** Devices of the single-firewall lab the benchmark uses. */
+function devices(lab: Lab): { cli: string; fwOut: string; fwIn: string; srv: string } {
+  return { cli: `${lab.prefix}-cli`, fwOut: `${lab.prefix}-out`, fwIn: `${lab.prefix}-in`, srv: `${lab.prefix}-srv` };
+}
+
+async function mac(lab: Lab, host: string, dev: string): Promise<string> {
+  const r = await lab.execChecked(host, ['ip', '-j', 'link', 'show', 'dev', dev]);
+  const address = (JSON.parse(r.stdout) as { address?: string }[])[0]?.address;
+  if (!address) throw new ForwardingError(`no MAC address on ${dev}`);
+  return address;
+}
+
+export interface ForwardingLab {
+  /** trafgen configuration: the flows' frames, addressed to the firewall. */
+  trafgenConf: string;
+  flows: number;
+}
+
+/**
+ * Makes the lab fit for packet blasts. The firewall's neighbours are made
+ * permanent: the sink's XDP_DROP also drops ARP, and a neighbour lookup that
+ * fails would drop the forwarded frames instead of measuring them.
+ */
+export async function prepareForwarding(lab: Lab, flows: number): Promise<ForwardingLab> {
+  const d = devices(lab);
+  const [cliMac, fwOutMac, srvMac] = await Promise.all([mac(lab, 'cli', d.cli), mac(lab, 'fw', d.fwOut), mac(lab, 'srv', d.srv)]);
+  await lab.execChecked('fw', ['ip', 'neigh', 'replace', SINGLE.server.v4, 'lladdr', srvMac, 'dev', d.fwIn, 'nud', 'permanent']);
+  await lab.execChecked('fw', ['ip', 'neigh', 'replace', SINGLE.client.v4, 'lladdr', cliMac, 'dev', d.fwOut, 'nud', 'permanent']);
+  const trafgenConf = join(lab.tmpDir, 'flows.trafgen');
+  writeFileSync(
+    trafgenConf,
+    `{ eth(da=${fwOutMac}, sa=${cliMac}), ipv4(saddr=${SINGLE.client.v4}, daddr=${SINGLE.server.v4}, ttl=64), ` +
+      `udp(sp=dinc(${FIRST_PORT}, ${FIRST_PORT + flows - 1}, 1), dp=${BENCH_PORTS.udp}), fill(0x00, ${PAYLOAD_BYTES}) }\n`,
+  );
+  return { trafgenConf, flows };
+}
+
+/** Opens every generated flow through the firewall: one datagram each way. Needs the UDP echo server running. */
+export async function openUdpFlows(lab: Lab, fl: ForwardingLab): Promise<void> {
+  const r = await lab.execChecked(
+    'cli',
+    ['node', '--import', 'tsx', UDP_FLOWS_AGENT, '--host', SINGLE.server.v4, '--port', String(BENCH_PORTS.udp), '--first-port', String(FIRST_PORT), '--count', String(fl.flows), '--timeout-ms', '5000'],
+    { timeoutMs: 30_000 },
+  );
+  const done = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as { answered?: number };
+  if (done.answered !== fl.flows) throw new ForwardingError(`only ${done.answered ?? 0} of ${fl.flows} UDP flows were answered through the firewall`);
+}
+
+async function attachDrop(lab: Lab, host: string, dev: string): Promise<void> {
+  await lab.execChecked(host, ['ip', 'link', 'set', 'dev', dev, 'xdpdrv', 'obj', XDP_DROP_OBJ, 'sec', 'xdp']);
+}
+
+async function detachDrop(lab: Lab, host: string, dev: string): Promise<void> {
+  await lab.execChecked(host, ['ip', 'link', 'set', 'dev', dev, 'xdpdrv', 'off']);
+}
+
+/** Frames an XDP program dropped on a veth so far (all receive queues). */
+async function xdpDrops(lab: Lab, host: string, dev: string): Promise<number> {
+  const r = await lab.execChecked(host, ['ethtool', '-S', dev]);
+  let total = 0;
+  for (const m of r.stdout.matchAll(/rx_queue_\d+_xdp_drops:\s*(\d+)/g)) total += Number(m[1]);
+  return total;
+}
+
+/**
+ * Runs the generator for durationMs (after a ramp) and returns the rate at
+ * which frames reached the counted XDP_DROP. trafgen forks a worker per CPU
+ * and only exits cleanly when the worker gets the signal too: signalled
+ * alone, the parent leaves a worker spinning in the kernel for minutes.
+ * timeout(1) signals its whole process group, and bounds the run as well.
+ */
+async function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: string }, durationMs: number): Promise<number> {
+  const seconds = (RAMP_MS + durationMs + STOP_MARGIN_MS) / 1000;
+  // --no-sock-mem and --notouch-irq: trafgen would otherwise retune the
+  // machine's socket buffer sysctls and IRQ affinities, which are not the lab's.
+  const gen = lab.spawn('cli', [
+    'timeout', '--signal', 'INT', '--kill-after', '5', String(seconds),
+    'trafgen', '--dev', devices(lab).cli, '--conf', fl.trafgenConf, '--cpus', '1', '--num', String(GENERATOR_CAP), '--no-sock-mem', '--notouch-irq',
+  ]);
+  try {
+    await sleep(RAMP_MS);
+    if (!gen.running) throw new ForwardingError(`trafgen exited early (${JSON.stringify(gen.exit)}): ${gen.stderr}`);
+    const t0 = process.hrtime.bigint();
+    const before = await xdpDrops(lab, counted.host, counted.dev);
+    await sleep(durationMs);
+    const after = await xdpDrops(lab, counted.host, counted.dev);
+    const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (!gen.running) throw new ForwardingError('trafgen stopped before the counting window ended');
+    return (after - before) / elapsed;
+  } finally {
+    await waitFor(() => !gen.running, { timeoutMs: seconds * 1000 + 10_000, what: 'trafgen to stop' });
+  }
+}
+
+/** Packets/s the firewall forwards from the client to the server over the opened flows. */
+export async function forwardedPps(lab: Lab, fl: ForwardingLab, durationMs: number): Promise<number> {
+  const { srv } = devices(lab);
+  await attachDrop(lab, 'srv', srv);
+  try {
+    return await blast(lab, fl, { host: 'srv', dev: srv }, durationMs);
+  } finally {
+    await detachDrop(lab, 'srv', srv);
+  }
+}
+
+/** The harness ceiling: packets/s the generator gets into the firewall's ingress veth. Run with no firewall attached. */
+export async function ceilingPps(lab: Lab, fl: ForwardingLab, durationMs: number): Promise<number> {
+  const { fwOut } = devices(lab);
+  await attachDrop(lab, 'fw', fwOut);
+  try {
+    return await blast(lab, fl, { host: 'fw', dev: fwOut }, durationMs);
+  } finally {
+    await detachDrop(lab, 'fw', fwOut);
+  }
+}

@@ -1,0 +1,117 @@
+// The micro-benchmarks that need no lab: runs the scripts their owners keep
+// in bench/ as subprocesses (each in a fresh process, so one's JIT state or
+// leftover maps cannot colour the next) and turns their reports into figures.
+import { join } from 'node:path';
+import { REPO_ROOT } from '../test/lab/paths.js';
+import { runChecked } from '../test/lab/processes.js';
+import type { Report } from './lib/report.js';
+import { referenceCost } from './xdp-ref.js';
+
+export class ReportFormatError extends Error {
+  constructor(script: string, what: string, output: string) {
+    super(`${script}: no ${what} in its output:\n${output}`);
+    this.name = 'ReportFormatError';
+  }
+}
+
+async function runScript(script: string, args: readonly string[], timeoutMs: number): Promise<string> {
+  const r = await runChecked(['node', '--import', 'tsx', join(REPO_ROOT, 'bench', script), ...args], { cwd: REPO_ROOT, timeoutMs });
+  return r.stdout;
+}
+
+/** Item 5: decisions/s of the compiled matcher with 10, 1k and 10k rules. */
+export async function ruleScaling(report: Report, reps: number): Promise<void> {
+  const rates = new Map<number, number[]>();
+  for (let i = 0; i < reps; i++) {
+    const out = await runScript('rules-bench.ts', [], 120_000);
+    // Rows: rules, compile ms, decisions/s (with thousands separators), matched, ratio.
+    const rows = [...out.matchAll(/^\s*(\d+)\s+\d+\s+([\d,]+)\s+\d+%\s+[\d.]+\s*$/gm)];
+    if (rows.length === 0) throw new ReportFormatError('rules-bench.ts', 'rate rows', out);
+    for (const [, count, rate] of rows) {
+      const list = rates.get(Number(count)) ?? [];
+      list.push(Number(rate!.replaceAll(',', '')));
+      rates.set(Number(count), list);
+    }
+  }
+  for (const [count, reps10] of rates) {
+    report.add({
+      section: '5 rules',
+      name: 'first-packet decisions',
+      subject: `${count} rules`,
+      unit: 'decisions/s',
+      better: 'higher',
+      reps: reps10,
+      ...(count === 10 ? {} : { peer: '10 rules' }),
+      ...(count === 10_000 ? { target: { op: '>=', value: 0.5 } as const } : {}),
+    });
+  }
+}
+
+/** Ring-buffer drain: records/s with synchronous consume() and with poll + budget. */
+export async function ringbufDrain(report: Report, reps: number): Promise<void> {
+  const sync: number[] = [];
+  const polled: number[] = [];
+  const p99: number[] = [];
+  for (let i = 0; i < reps; i++) {
+    const out = await runScript('ringbuf-bench.ts', [], 120_000);
+    const s = /consume\(\) loop: ([\d.]+) M records\/s/.exec(out);
+    const p = /poll \+ budget \d+: ([\d.]+) M records\/s/.exec(out);
+    const held = /p99 ([\d.]+) ms/.exec(out);
+    if (!s || !p || !held) throw new ReportFormatError('ringbuf-bench.ts', 'drain rates', out);
+    sync.push(Number(s[1]) * 1e6);
+    polled.push(Number(p[1]) * 1e6);
+    p99.push(Number(held[1]) * 1e3);
+  }
+  const common = { section: '- ringbuf', better: 'higher' as const, unit: 'events/s' };
+  report.add({ ...common, name: 'punt ring drain', subject: 'consume() loop', reps: sync });
+  report.add({ ...common, name: 'punt ring drain', subject: 'poll + budget', reps: polled, peer: 'consume() loop' });
+  report.add({ section: '- ringbuf', name: 'event loop held while draining, p99', subject: 'poll + budget', unit: 'µs', better: 'lower', reps: p99 });
+}
+
+/** xdp-cost.ts rows, by the start of their label. */
+const XDP_COST_ROWS = {
+  bare: 'bare XDP_PASS program',
+  tcpHit: 'established TCP hit',
+  udpHit: 'UDP hit',
+  invalid: 'out-of-window drop',
+  punt: 'punt',
+} as const;
+
+/**
+ * Item 1: ns/packet of the data plane's paths (xdp-cost.ts, with its own
+ * small table) next to the reference program with 1k, 100k and 1M entries
+ * (quick: 1k) and a bare XDP_PASS.
+ */
+export async function xdpCost(report: Report, opts: { quick: boolean; reps: number }): Promise<void> {
+  const repeat = opts.quick ? 200_000 : 1_000_000;
+  const fills = opts.quick ? [1_000] : [1_000, 100_000, 1_000_000];
+  const dp = new Map<keyof typeof XDP_COST_ROWS, number[]>();
+  const ref = new Map<number, { tcp: number[]; udp: number[] }>(fills.map((n) => [n, { tcp: [], udp: [] }]));
+  for (let i = 0; i < opts.reps; i++) {
+    const out = await runScript('xdp-cost.ts', [String(repeat)], 300_000);
+    for (const [row, label] of Object.entries(XDP_COST_ROWS) as [keyof typeof XDP_COST_ROWS, string][]) {
+      const m = new RegExp(`^${label}.*?\\s(\\d+) ns/packet`, 'm').exec(out);
+      if (!m) throw new ReportFormatError('xdp-cost.ts', `"${label}" row`, out);
+      dp.set(row, [...(dp.get(row) ?? []), Number(m[1])]);
+    }
+    for (const n of fills) {
+      const r = referenceCost(n, repeat);
+      ref.get(n)!.tcp.push(r.tcpHitNs);
+      ref.get(n)!.udp.push(r.udpHitNs);
+    }
+  }
+  const ns = { section: '1 xdp cost', unit: 'ns/pkt', better: 'lower' } as const;
+  const refName = (n: number): string => `reference, ${n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`} entries`;
+  const base = refName(fills[0]!);
+  report.add({ ...ns, name: 'bare XDP_PASS', subject: 'xdp_pass', reps: dp.get('bare') ?? [] });
+  for (const [row, name, refs] of [['tcpHit', 'established TCP hit', 'tcp'], ['udpHit', 'established UDP hit', 'udp']] as const) {
+    report.add({
+      ...ns, name, subject: 'syncwall', reps: dp.get(row) ?? [], peer: base,
+      ...(row === 'tcpHit' ? { target: { op: '<=', value: 1.5 } as const } : {}),
+      note: 'xdp-cost.ts table: a few entries (it cannot fill the table yet); fast forwarding off, so no fib lookup',
+    });
+    for (const n of fills) report.add({ ...ns, name, subject: refName(n), reps: ref.get(n)![refs], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
+  }
+  report.add({ ...ns, name: 'out-of-window drop', subject: 'syncwall', reps: dp.get('invalid') ?? [], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
+  report.add({ ...ns, name: 'new-flow punt (ring not drained)', subject: 'syncwall', reps: dp.get('punt') ?? [], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
+}

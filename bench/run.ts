@@ -1,0 +1,81 @@
+// `make bench` / `make bench-quick`: runs every measurement, each a few
+// times, and prints one table of medians, spreads and ratios to the peer
+// measured in the same run; writes every raw figure to a JSON file.
+// --check (the smoke test in `make test`) fails unless every figure is a
+// finite, non-zero number and nothing failed to run; it never judges speed.
+//
+//   node --import tsx bench/run.ts [--quick] [--check] [--out FILE] [--only micro,xdp,lab]
+import { execFileSync } from 'node:child_process';
+import { cpus, release } from 'node:os';
+import { parseArgs } from 'node:util';
+import { labSuite, type LabPlan } from './lab-suite.js';
+import { Report } from './lib/report.js';
+import { ringbufDrain, ruleScaling, xdpCost } from './micro.js';
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    check: { type: 'boolean', default: false },
+    out: { type: 'string', default: 'build/bench/results.json' },
+    only: { type: 'string' },
+  },
+});
+const quick = values.quick;
+const SUITES = ['xdp', 'micro', 'lab'] as const;
+const only = new Set((values.only ?? SUITES.join(',')).split(','));
+
+const labPlan: LabPlan = quick
+  ? { reps: 1, flows: 256, ppsMs: 1000, bulkSeconds: 2, conns: 2000, concurrency: 64, latencyConns: 200 }
+  : { reps: 5, flows: 1024, ppsMs: 3000, bulkSeconds: 5, conns: 20_000, concurrency: 64, latencyConns: 1000 };
+const microReps = quick ? 1 : 3;
+
+function version(argv: string[]): string {
+  try {
+    return execFileSync(argv[0]!, argv.slice(1), { encoding: 'utf8' }).split('\n')[0]!.trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+const report = new Report({
+  mode: quick ? 'quick' : 'full',
+  kernel: release(),
+  cpus: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
+  node: process.version,
+  clang: version(['clang', '--version']),
+  nftables: version(['nft', '--version']),
+  iperf3: version(['iperf3', '--version']),
+  trafgen: version(['trafgen', '--version']),
+  labPlan,
+  microReps,
+});
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+const started = Date.now();
+
+async function step(section: string, fn: () => Promise<void>): Promise<void> {
+  log(`bench: ${section}`);
+  try {
+    await fn();
+  } catch (err) {
+    report.problem(section, err);
+    log(`bench: ${section} failed: ${err instanceof Error ? err.stack : String(err)}`);
+  }
+}
+
+if (only.has('xdp')) await step('1 xdp cost', () => xdpCost(report, { quick, reps: microReps }));
+if (only.has('micro')) {
+  await step('5 rules', () => ruleScaling(report, microReps));
+  await step('- ringbuf', () => ringbufDrain(report, microReps));
+}
+if (only.has('lab')) await step('2-4 lab', () => labSuite(report, labPlan, log));
+
+report.resolveRatios();
+report.write(values.out);
+process.stdout.write(`\n${report.table()}\n\nraw figures: ${values.out}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+
+if (values.check) {
+  const invalid = report.invalid();
+  for (const f of invalid) log(`bench --check: ${f.section} / ${f.name} / ${f.subject}: no valid number (${f.value.median})`);
+  for (const p of report.problems) log(`bench --check: ${p.section} was not measured: ${p.message}`);
+  if (invalid.length > 0 || report.problems.length > 0 || report.figures.length === 0) process.exitCode = 1;
+}
