@@ -4,7 +4,10 @@
 // --check (the smoke test in `make test`) fails unless every figure is a
 // finite, non-zero number and nothing failed to run; it never judges speed.
 //
-//   node --import tsx bench/run.ts [--quick] [--check] [--out FILE] [--only micro,xdp,lab]
+//   node --import tsx bench/run.ts [--quick] [--check] [--out FILE] [--only xdp,micro,lab]
+//
+// The JSON goes to build/bench/results.json (quick: results-quick.json, so
+// the smoke test in `make test` never overwrites a full run's figures).
 import { execFileSync } from 'node:child_process';
 import { cpus, release } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -16,11 +19,12 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     check: { type: 'boolean', default: false },
-    out: { type: 'string', default: 'build/bench/results.json' },
+    out: { type: 'string' },
     only: { type: 'string' },
   },
 });
 const quick = values.quick;
+const out = values.out ?? (quick ? 'build/bench/results-quick.json' : 'build/bench/results.json');
 const SUITES = ['xdp', 'micro', 'lab'] as const;
 const only = new Set((values.only ?? SUITES.join(',')).split(','));
 
@@ -70,8 +74,8 @@ if (only.has('micro')) {
 if (only.has('lab')) await step('2-4 lab', () => labSuite(report, labPlan, log));
 
 report.resolveRatios();
-report.write(values.out);
-process.stdout.write(`\n${report.table()}\n\nraw figures: ${values.out}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+report.write(out);
+process.stdout.write(`\n${report.table()}\n\nraw figures: ${out}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
 
 if (values.check) {
   const invalid = report.invalid();
