@@ -7,7 +7,7 @@
 //   udp-echo --port 5353          echo datagrams (v4 and v6)
 //   udp-request --host H --port P [--count N] [--timeout-ms T]
 //   stream-server --port P        echo TCP byte streams
-//   stream-client --host H --port P [--chunk N] [--max-seconds S] [--stall-ms T]
+//   stream-client --host H --port P [--chunk N] [--max-seconds S] [--stall-ms T] [--local-port L]
 //                                 ping-pong a deterministic byte sequence and
 //                                 verify the echo; reports progress, a stall
 //                                 (no echo for T ms) and a resume; "stop" on
@@ -50,6 +50,7 @@ const { positionals, values } = parseArgs({
     'max-seconds': { type: 'string' },
     'stall-ms': { type: 'string' },
     'interval-ms': { type: 'string' },
+    'local-port': { type: 'string' },
   },
 });
 
@@ -148,7 +149,8 @@ async function streamClient(): Promise<void> {
     if (line.trim() === 'stop') stopping = true;
   });
 
-  const sock: Socket = connect({ host, port });
+  const localPort = values['local-port'] === undefined ? undefined : num('local-port');
+  const sock: Socket = connect({ host, port, localPort });
   await new Promise<void>((resolve, reject) => {
     sock.once('connect', resolve);
     sock.once('error', reject);

@@ -90,16 +90,23 @@ export class Lab {
     return this.topology.links.flatMap((l) => [l.a, l.b]).filter((end) => end.host === host);
   }
 
-  /** Takes all of a host's interfaces down (a node unplugged). */
-  async linksDown(host: string): Promise<void> {
-    for (const end of this.linkEnds(host)) await ipIn(this, host, ['link', 'set', this.dev(end), 'down']);
+  /** Takes a host's interfaces down (a node unplugged): all, or those with the given `dev` suffixes. */
+  async linksDown(host: string, devs?: readonly string[]): Promise<void> {
+    for (const end of this.selectEnds(host, devs)) await ipIn(this, host, ['link', 'set', this.dev(end), 'down']);
   }
 
-  /** Brings all of a host's interfaces up again and waits until they carry traffic. */
-  async linksUp(host: string): Promise<void> {
-    for (const end of this.linkEnds(host)) await ipIn(this, host, ['link', 'set', this.dev(end), 'up']);
-    for (const end of this.linkEnds(host)) await waitUp(this, end);
-    for (const end of this.linkEnds(host)) await enableGro(this, end);
+  /** Brings a host's interfaces (all, or the given ones) up again and waits until they carry traffic. */
+  async linksUp(host: string, devs?: readonly string[]): Promise<void> {
+    const ends = this.selectEnds(host, devs);
+    for (const end of ends) await ipIn(this, host, ['link', 'set', this.dev(end), 'up']);
+    for (const end of ends) await waitUp(this, end);
+    for (const end of ends) await enableGro(this, end);
+  }
+
+  private selectEnds(host: string, devs?: readonly string[]): LinkEnd[] {
+    const ends = this.linkEnds(host).filter((end) => !devs || devs.includes(end.dev));
+    if (devs && ends.length !== devs.length) throw new Error(`${host} has no interface among ${devs.join(', ')}`);
+    return ends;
   }
 
   /** Whether an XDP program is attached to a device of a host. */

@@ -163,8 +163,10 @@ export interface StreamOutcome {
 export class VerifiedStream {
   private constructor(readonly proc: LabProcess) {}
 
-  static async start(lab: Lab, host: string, addr: string, port: number, maxSeconds = 180): Promise<VerifiedStream> {
-    const proc = lab.spawn(host, agentArgv('stream-client', ['--host', addr, '--port', String(port), '--max-seconds', String(maxSeconds), '--stall-ms', '2000']));
+  static async start(lab: Lab, host: string, addr: string, port: number, maxSeconds = 180, localPort?: number): Promise<VerifiedStream> {
+    const args = ['--host', addr, '--port', String(port), '--max-seconds', String(maxSeconds), '--stall-ms', '2000'];
+    if (localPort !== undefined) args.push('--local-port', String(localPort));
+    const proc = lab.spawn(host, agentArgv('stream-client', args));
     await proc.waitForJson((m) => m.event === 'connected', AGENT_START_MS, 'the stream to connect');
     return new VerifiedStream(proc);
   }
