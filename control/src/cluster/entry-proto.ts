@@ -1,0 +1,156 @@
+// The one place a FlowRecord becomes a protobuf message (proto/sync.proto
+// FlowRecord) and back. Replication never ships struct bytes: the message
+// survives field additions on either side, so nodes of different versions
+// sync during an upgrade. Shapes follow protobufjs: camelCase fields, uint64 as
+// a number (exact below 2^53) or a Long-like {low, high} pair, bytes as
+// Uint8Array. Decoding accepts what protobufjs hands over: absent scalars read
+// as their default, absent sub-messages as null/undefined.
+import type { FlowKey, TcpWindow } from '../bpf/codec.js';
+import { SwFamily } from '../gen/layout.js';
+import type { FlowRecord } from './types.js';
+
+export class EntryProtoError extends Error {
+  override name = 'EntryProtoError';
+}
+
+/** A uint64 as protobufjs writes (number or {low, high}) and reads it (number or Long). */
+export type ProtoU64 = number | { low: number; high: number; unsigned?: boolean };
+
+export interface ProtoFlowKey {
+  family?: number;
+  proto?: number;
+  addrA?: Uint8Array;
+  addrB?: Uint8Array;
+  portA?: number;
+  portB?: number;
+}
+
+export interface ProtoTcpWindow {
+  end?: number;
+  maxEnd?: number;
+  maxWin?: number;
+  maxAck?: number;
+  scale?: number;
+  flags?: number;
+}
+
+export interface ProtoFlowRecord {
+  key?: ProtoFlowKey | null;
+  state?: number;
+  flags?: number;
+  helper?: number;
+  lastDir?: number;
+  ownerNode?: number;
+  ruleId?: number;
+  version?: number;
+  winOrig?: ProtoTcpWindow | null;
+  winReply?: ProtoTcpWindow | null;
+  packetsOrig?: ProtoU64;
+  packetsReply?: ProtoU64;
+  bytesOrig?: ProtoU64;
+  bytesReply?: ProtoU64;
+  ageMs?: ProtoU64;
+  idleMs?: ProtoU64;
+}
+
+const TWO_32 = 0x1_0000_0000n;
+
+export function u64ToProto(v: bigint): ProtoU64 {
+  if (v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
+  return { low: Number(v % TWO_32), high: Number((v / TWO_32) % TWO_32), unsigned: true };
+}
+
+export function u64FromProto(v: ProtoU64 | undefined | null): bigint {
+  if (v == null) return 0n;
+  if (typeof v === 'number') return BigInt(v);
+  return BigInt(v.high >>> 0) * TWO_32 + BigInt(v.low >>> 0);
+}
+
+/** A uint64 that never nears 2^53 in practice (milliseconds, sequence numbers) as a number. */
+export function numberFromProto(v: ProtoU64 | undefined | null): number {
+  if (v == null) return 0;
+  if (typeof v === 'number') return v;
+  return (v.high >>> 0) * 0x1_0000_0000 + (v.low >>> 0);
+}
+
+export function keyToProto(k: FlowKey): ProtoFlowKey {
+  return { family: k.family, proto: k.proto, addrA: k.addrA, addrB: k.addrB, portA: k.portA, portB: k.portB };
+}
+
+const ADDR_LENGTH: Record<number, number> = { [SwFamily.SW_FAMILY_V4]: 4, [SwFamily.SW_FAMILY_V6]: 16 };
+
+/** Throws EntryProtoError for a key no data plane could hold (unknown family, wrong address length). */
+export function keyFromProto(m: ProtoFlowKey | null | undefined): FlowKey {
+  if (!m) throw new EntryProtoError('flow key missing');
+  const family = m.family ?? 0;
+  const len = ADDR_LENGTH[family];
+  if (len === undefined) throw new EntryProtoError(`flow key: unknown address family ${family}`);
+  const addrA = m.addrA ?? new Uint8Array(0);
+  const addrB = m.addrB ?? new Uint8Array(0);
+  if (addrA.length !== len || addrB.length !== len)
+    throw new EntryProtoError(`flow key: family ${family} needs ${len}-byte addresses, got ${addrA.length} and ${addrB.length}`);
+  return {
+    family,
+    proto: m.proto ?? 0,
+    // copies: decoded bytes are views into the whole received frame
+    addrA: new Uint8Array(addrA),
+    addrB: new Uint8Array(addrB),
+    portA: m.portA ?? 0,
+    portB: m.portB ?? 0,
+  };
+}
+
+function windowToProto(w: TcpWindow): ProtoTcpWindow {
+  return { end: w.end, maxEnd: w.maxEnd, maxWin: w.maxWin, maxAck: w.maxAck, scale: w.scale, flags: w.flags };
+}
+
+function windowFromProto(m: ProtoTcpWindow | null | undefined): TcpWindow {
+  return {
+    end: m?.end ?? 0,
+    maxEnd: m?.maxEnd ?? 0,
+    maxWin: m?.maxWin ?? 0,
+    maxAck: m?.maxAck ?? 0,
+    scale: m?.scale ?? 0,
+    flags: m?.flags ?? 0,
+  };
+}
+
+export function recordToProto(r: FlowRecord): ProtoFlowRecord {
+  return {
+    key: keyToProto(r.key),
+    state: r.state,
+    flags: r.flags,
+    helper: r.helper,
+    lastDir: r.lastDir,
+    ownerNode: r.ownerNode,
+    ruleId: r.ruleId,
+    version: r.version,
+    winOrig: windowToProto(r.win[0]),
+    winReply: windowToProto(r.win[1]),
+    packetsOrig: u64ToProto(r.packets[0]),
+    packetsReply: u64ToProto(r.packets[1]),
+    bytesOrig: u64ToProto(r.bytes[0]),
+    bytesReply: u64ToProto(r.bytes[1]),
+    ageMs: Math.max(0, Math.round(r.ageMs)),
+    idleMs: Math.max(0, Math.round(r.idleMs)),
+  };
+}
+
+/** Fields an older sender did not know read as 0; fields a newer sender added are ignored. */
+export function recordFromProto(m: ProtoFlowRecord): FlowRecord {
+  return {
+    key: keyFromProto(m.key),
+    state: m.state ?? 0,
+    flags: m.flags ?? 0,
+    helper: m.helper ?? 0,
+    lastDir: m.lastDir ?? 0,
+    ownerNode: m.ownerNode ?? 0,
+    ruleId: m.ruleId ?? 0,
+    version: m.version ?? 0,
+    win: [windowFromProto(m.winOrig), windowFromProto(m.winReply)],
+    packets: [u64FromProto(m.packetsOrig), u64FromProto(m.packetsReply)],
+    bytes: [u64FromProto(m.bytesOrig), u64FromProto(m.bytesReply)],
+    ageMs: numberFromProto(m.ageMs),
+    idleMs: numberFromProto(m.idleMs),
+  };
+}
