@@ -13,7 +13,7 @@
 // packet is then re-injected into it). The cost is ≈0.6 µs per insert
 // instead of ≈0.3 µs, small next to the re-injection each insert precedes.
 import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, flowEntry, type FlowEntry, type NewEntry } from './codec.js';
-import { BPF_NOEXIST, BpfError, mapDelete, mapDeleteBatch, mapLookup, mapLookupBatch, mapUpdate } from './libbpf.js';
+import { BPF_ANY, BPF_NOEXIST, BpfError, mapDelete, mapDeleteBatch, mapLookup, mapLookupBatch, mapUpdate, mapUpdateBatch } from './libbpf.js';
 
 export class ConnTableError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -86,6 +86,15 @@ export class ConnTable {
     }
     this.queued = 0;
     return this.failures;
+  }
+
+  /**
+   * Writes count whole entries (packed keys and values) in one batch,
+   * replacing existing ones: cluster replicas, whose sender decided they are
+   * newer. Not for admitted flows (see the header: those use NOEXIST).
+   */
+  upsertBatch(keys: Uint8Array, values: Uint8Array, count: number): void {
+    mapUpdateBatch(this.fd, keys, values, count, BPF_ANY);
   }
 
   /** Copies the entry for key (FLOW_KEY_SIZE bytes) into value; false if there is none. */

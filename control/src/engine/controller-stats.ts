@@ -21,17 +21,35 @@ export const CONTROLLER_COUNTERS = [
 
 export type ControllerCounter = (typeof CONTROLLER_COUNTERS)[number];
 
-export class ControllerStats {
-  private readonly values = new Float64Array(CONTROLLER_COUNTERS.length);
-  private static readonly index = new Map<ControllerCounter, number>(CONTROLLER_COUNTERS.map((n, i) => [n, i]));
+/** A fixed set of named counters (doubles: exact up to 2^53). */
+export class NamedCounters<N extends string> {
+  private readonly names: readonly N[];
+  private readonly values: Float64Array;
+  private readonly index: Map<N, number>;
 
-  add(name: ControllerCounter, n = 1): void {
-    this.values[ControllerStats.index.get(name)!]! += n;
+  constructor(names: readonly N[]) {
+    this.names = names;
+    this.values = new Float64Array(names.length);
+    this.index = new Map(names.map((n, i) => [n, i]));
+  }
+
+  add(name: N, n = 1): void {
+    this.values[this.index.get(name)!]! += n;
+  }
+
+  get(name: N): number {
+    return this.values[this.index.get(name)!]!;
   }
 
   snapshot(): Record<string, bigint> {
     const out: Record<string, bigint> = {};
-    CONTROLLER_COUNTERS.forEach((name, i) => (out[name] = BigInt(this.values[i]!)));
+    this.names.forEach((name, i) => (out[name] = BigInt(this.values[i]!)));
     return out;
+  }
+}
+
+export class ControllerStats extends NamedCounters<ControllerCounter> {
+  constructor() {
+    super(CONTROLLER_COUNTERS);
   }
 }

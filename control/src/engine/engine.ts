@@ -187,15 +187,22 @@ export class Engine implements ManagementBackend {
   ): Promise<number> {
     let removed = 0;
     const doomed = new Uint8Array(this.s.sweepChunk * FLOW_KEY_SIZE);
+    const doomedFlags = new Uint8Array(this.s.sweepChunk);
     await this.table.scanChunks(this.s.sweepChunk, (keys, values, count) => {
       let n = 0;
       for (let i = 0; i < count; i++) {
         const kOff = i * FLOW_KEY_SIZE;
         if (!pred(keys, kOff, values, i * flowEntry.size)) continue;
+        doomedFlags[n] = flowEntry.flags(values, i * flowEntry.size);
         doomed.set(keys.subarray(kOff, kOff + FLOW_KEY_SIZE), n++ * FLOW_KEY_SIZE);
       }
       const deleted = this.table.deleteBatch(doomed, n);
-      for (let i = 0; i < deleted; i++) this.events.removed(doomed.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE), reason);
+      // When a key was gone already, deleteBatch compacted the keys and the flags no longer line up:
+      // FLOW_F_COMMON makes cluster sync tell every peer.
+      for (let i = 0; i < deleted; i++) {
+        const flags = deleted === n ? doomedFlags[i]! : FlowFlag.FLOW_F_COMMON;
+        this.events.removed(doomed.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE), reason, flags);
+      }
       removed += deleted;
       return true;
     });

@@ -5,6 +5,7 @@
 // deletes the still-expired ones in one batch and reports them as removed.
 import { FLOW_KEY_SIZE, flowEntry, flowKey } from '../bpf/codec.js';
 import type { ConnTable } from '../bpf/conn-table.js';
+import { FlowFlag } from '../gen/layout.js';
 import type { Logger } from '../log.js';
 import type { ControllerStats } from './controller-stats.js';
 import type { FlowEventFeed } from './flow-events.js';
@@ -24,6 +25,8 @@ export interface ExpiryDeps {
 export class ExpirySweeper {
   private readonly d: ExpiryDeps;
   private readonly expiredKeys: Uint8Array;
+  /** Flags of each expired entry, reported with its removal (cluster sync routes by them). */
+  private readonly expiredFlags: Uint8Array;
   private readonly value: Uint8Array;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
@@ -32,6 +35,7 @@ export class ExpirySweeper {
   constructor(deps: ExpiryDeps) {
     this.d = deps;
     this.expiredKeys = new Uint8Array(deps.chunk * FLOW_KEY_SIZE);
+    this.expiredFlags = new Uint8Array(deps.chunk);
     this.value = new Uint8Array(flowEntry.size);
   }
 
@@ -79,13 +83,23 @@ export class ExpirySweeper {
       const limit = timeouts.timeoutNs(flowKey.proto(key, 0), flowEntry.state(this.value, 0));
       if (now - flowEntry.lastSeenNs(this.value, 0) <= limit) continue;
       if (confirmed !== i) this.expiredKeys.copyWithin(confirmed * FLOW_KEY_SIZE, i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE);
+      this.expiredFlags[confirmed] = flowEntry.flags(this.value, 0);
       confirmed++;
     }
     const deleted = table.deleteBatch(this.expiredKeys, confirmed);
     for (let i = 0; i < deleted; i++) {
-      this.d.events.removed(this.expiredKeys.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE), 'expired');
+      this.d.events.removed(this.expiredKeys.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE), 'expired', this.flagsOfDeleted(i, deleted, confirmed));
     }
     this.d.stats.add('expired', deleted);
     return deleted;
+  }
+
+  /**
+   * Flags of the i-th deleted key. deleteBatch compacts the keys when one was
+   * already gone, and then which flags belong to which key is lost: report
+   * FLOW_F_COMMON, which makes cluster sync tell every peer (a superset).
+   */
+  private flagsOfDeleted(i: number, deleted: number, confirmed: number): number {
+    return deleted === confirmed ? this.expiredFlags[i]! : FlowFlag.FLOW_F_COMMON;
   }
 }

@@ -8,8 +8,8 @@ export type RemovalReason = 'expired' | 'deleted' | 'recheck';
 
 export interface FlowEventListener {
   stateChanged?(ev: StateEvent): void;
-  /** key is a struct flow_key, valid only during the call. */
-  removed?(key: Uint8Array, reason: RemovalReason): void;
+  /** key is a struct flow_key, valid only during the call; flags are the removed entry's (enum flow_flag). */
+  removed?(key: Uint8Array, reason: RemovalReason, flags: number): void;
 }
 
 export class FlowEventFeed {
@@ -23,7 +23,7 @@ export class FlowEventFeed {
     for (const l of this.listeners) l.stateChanged?.(ev);
   }
 
-  removed(key: Uint8Array, reason: RemovalReason): void {
-    for (const l of this.listeners) l.removed?.(key, reason);
+  removed(key: Uint8Array, reason: RemovalReason, flags: number): void {
+    for (const l of this.listeners) l.removed?.(key, reason, flags);
   }
 }

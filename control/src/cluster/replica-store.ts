@@ -1,0 +1,100 @@
+// Installs replicated entries from peers into the connection table and
+// applies their removals, in batches.
+//
+// A replica is written as an ordinary entry with FLOW_F_REMOTE (see
+// flow-record.ts); it stays inert while this node does not own its bucket,
+// so taking over a bucket needs no per-entry work. Rules:
+// - an entry in a bucket this node owns is authoritative here: a replica
+//   only fills the gap when there is no entry at all (join bulk, flow fetch);
+// - otherwise the newer version wins, and for equal versions the fresher
+//   last_seen (the periodic pass carries counters and windows, not a new
+//   version), so a late or duplicate message never rolls an entry back.
+import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, flowEntry, flowKey, type FlowKey } from '../bpf/codec.js';
+import type { ConnTable } from '../bpf/conn-table.js';
+import { bucketOf } from './bucket.js';
+import type { ClusterStats } from './cluster-stats.js';
+import { encodeReplica, replicaLastSeenNs } from './flow-record.js';
+import type { FlowRecord } from './types.js';
+
+export type ReplicaTable = Pick<ConnTable, 'lookupRaw' | 'upsertBatch' | 'deleteBatch'>;
+
+export interface ReplicaStoreDeps {
+  table: ReplicaTable;
+  /** This node forwards the bucket now. */
+  ownsBucket(bucket: number): boolean;
+  stats: ClusterStats;
+  monotonicNs(): bigint;
+  /** Entries per map batch. */
+  chunk: number;
+}
+
+export class ReplicaStore {
+  private readonly d: ReplicaStoreDeps;
+  private readonly keys: Uint8Array;
+  private readonly values: Uint8Array;
+  private readonly current = new Uint8Array(FLOW_ENTRY_SIZE);
+
+  constructor(deps: ReplicaStoreDeps) {
+    this.d = deps;
+    this.keys = new Uint8Array(deps.chunk * FLOW_KEY_SIZE);
+    this.values = new Uint8Array(deps.chunk * FLOW_ENTRY_SIZE);
+  }
+
+  /** Installs the records that are new or newer here; returns how many were written. */
+  install(records: readonly FlowRecord[]): number {
+    const { table, stats } = this.d;
+    const now = this.d.monotonicNs();
+    let queued = 0;
+    let installed = 0;
+    for (const r of records) {
+      const kOff = queued * FLOW_KEY_SIZE;
+      const vOff = queued * FLOW_ENTRY_SIZE;
+      encodeReplica(r, now, this.keys, kOff, this.values, vOff);
+      if (!this.wanted(r, kOff, now)) {
+        stats.add('replicas_ignored');
+        continue;
+      }
+      if (++queued === this.d.chunk) {
+        table.upsertBatch(this.keys, this.values, queued);
+        installed += queued;
+        queued = 0;
+      }
+    }
+    table.upsertBatch(this.keys, this.values, queued);
+    installed += queued;
+    stats.add('replicas_installed', installed);
+    return installed;
+  }
+
+  /** Deletes replicas of flows their owner removed; entries of buckets owned here stay. */
+  remove(keys: readonly FlowKey[]): number {
+    let n = 0;
+    let removed = 0;
+    for (const k of keys) {
+      const off = n * FLOW_KEY_SIZE;
+      flowKey.write(this.keys, off, k);
+      if (this.d.ownsBucket(bucketOf(this.keys, off))) continue;
+      if (++n === this.d.chunk) {
+        removed += this.d.table.deleteBatch(this.keys, n);
+        n = 0;
+      }
+    }
+    removed += this.d.table.deleteBatch(this.keys, n);
+    this.d.stats.add('replicas_removed', removed);
+    return removed;
+  }
+
+  private wanted(r: FlowRecord, kOff: number, now: bigint): boolean {
+    const key = this.keys.subarray(kOff, kOff + FLOW_KEY_SIZE);
+    if (!this.d.table.lookupRaw(key, this.current)) return true;
+    if (this.d.ownsBucket(bucketOf(this.keys, kOff))) return false;
+    const version = flowEntry.version(this.current, 0);
+    if (r.version !== version) return versionNewer(r.version, version);
+    return Number(replicaLastSeenNs(r, now)) > flowEntry.lastSeenNs(this.current, 0);
+  }
+}
+
+/** a is newer than b in u32 serial-number arithmetic (versions may wrap). */
+function versionNewer(a: number, b: number): boolean {
+  return ((a - b) | 0) > 0;
+}

@@ -1,0 +1,113 @@
+// Installing replicas (version rules, owned buckets, replica marking, batch
+// writes) and tracking membership.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { FLOW_ENTRY_SIZE } from '../../control/src/bpf/codec.js';
+import { bucketOf } from '../../control/src/cluster/bucket.js';
+import { ClusterStats } from '../../control/src/cluster/cluster-stats.js';
+import { recordFromEntry } from '../../control/src/cluster/flow-record.js';
+import { Membership } from '../../control/src/cluster/membership.js';
+import { ReplicaStore } from '../../control/src/cluster/replica-store.js';
+import type { FlowRecord } from '../../control/src/cluster/types.js';
+import { flowEntry } from '../../control/src/bpf/codec.js';
+import { FlowFlag, TcpWindowFlag } from '../../control/src/gen/layout.js';
+import { entry, keyBytes, MemoryTable, tcpKey } from './cluster-memory-table.js';
+
+const NOW = 1_000_000_000_000n;
+
+function record(n: number, overrides: Partial<FlowRecord> = {}): FlowRecord {
+  const value = new Uint8Array(FLOW_ENTRY_SIZE);
+  flowEntry.encode(value, 0, entry({ createdNs: NOW - 60_000_000_000n, lastSeenNs: NOW - 2_000_000_000n }));
+  return { ...recordFromEntry(keyBytes(tcpKey(n)), 0, value, 0, NOW), ...overrides };
+}
+
+function store(owned: (bucket: number) => boolean = () => false) {
+  const table = new MemoryTable();
+  const stats = new ClusterStats();
+  return { table, stats, store: new ReplicaStore({ table, ownsBucket: owned, stats, monotonicNs: () => NOW + 5_000_000_000n, chunk: 1000 }) };
+}
+
+test('a record round-trips through an entry with relative times, and installs as a marked replica', () => {
+  const r = record(1);
+  assert.equal(r.ageMs, 60_000);
+  assert.equal(r.idleMs, 2_000);
+  assert.equal(r.key.portA, tcpKey(1).portA);
+  const { table, store: s } = store();
+  assert.equal(s.install([r]), 1);
+  const e = table.get(tcpKey(1))!;
+  assert.equal(e.flags, r.flags | FlowFlag.FLOW_F_REMOTE);
+  for (const w of e.win) assert.equal(w.flags & TcpWindowFlag.TCPW_F_UNTRUSTED, TcpWindowFlag.TCPW_F_UNTRUSTED);
+  assert.equal(e.win[0].end, 1000);
+  // Times are rebuilt on the receiver's clock (5 s later here).
+  assert.equal(e.createdNs, NOW + 5_000_000_000n - 60_000_000_000n);
+  assert.equal(e.lastSeenNs, NOW + 5_000_000_000n - 2_000_000_000n);
+  assert.equal(e.origIfindex, 0);
+  assert.deepEqual([e.packets, e.bytes, e.version, e.state, e.ruleId], [r.packets, r.bytes, r.version, r.state, r.ruleId]);
+});
+
+test('the newer version wins; an equal version only with a fresher last_seen; older ones are ignored', () => {
+  const { table, stats, store: s } = store();
+  s.install([record(1, { version: 5 })]);
+  s.install([record(1, { version: 4, state: 7 })]);
+  assert.equal(table.get(tcpKey(1))!.version, 5);
+  s.install([record(1, { version: 5, idleMs: 3_000, packets: [1n, 1n] })]);
+  assert.equal(table.get(tcpKey(1))!.packets[0], 10n, 'staler copy of the same version ignored');
+  s.install([record(1, { version: 5, idleMs: 100, packets: [50n, 40n] })]);
+  assert.equal(table.get(tcpKey(1))!.packets[0], 50n, 'fresher copy of the same version taken');
+  s.install([record(1, { version: 6, state: 4 })]);
+  assert.equal(table.get(tcpKey(1))!.state, 4);
+  // Versions are u32 serial numbers: 1 follows 0xffffffff.
+  s.install([record(2, { version: 0xffffffff }), record(2, { version: 1, state: 8 })]);
+  assert.equal(table.get(tcpKey(2))!.state, 8);
+  assert.equal(stats.get('replicas_ignored'), 2);
+});
+
+test("an owned bucket's entry is never overwritten, but a missing one is filled (join, fetch)", () => {
+  const { table, store: s } = store(() => true);
+  table.put(tcpKey(1), entry({ version: 1, state: 3 }));
+  s.install([record(1, { version: 9, state: 8 }), record(2)]);
+  assert.equal(table.get(tcpKey(1))!.state, 3);
+  assert.ok(table.get(tcpKey(2)));
+});
+
+test('installs are written in batches of the chunk size; removals skip owned buckets', () => {
+  const owned = bucketOf(keyBytes(tcpKey(0)), 0);
+  const { table, store: s } = store((b) => b === owned);
+  const records = Array.from({ length: 2500 }, (_, i) => record(i + 1));
+  assert.equal(s.install(records), 2500);
+  assert.equal(table.upserts, 3);
+  table.put(tcpKey(0), entry());
+  const removed = s.remove([tcpKey(0), tcpKey(1), tcpKey(2), tcpKey(99999)]);
+  assert.equal(removed, 2);
+  assert.ok(table.get(tcpKey(0)), 'owned here: the local entry stays');
+  assert.equal(table.get(tcpKey(1)), undefined);
+});
+
+test('membership: active and draining nodes own buckets until they hand over; joining and failed ones do not', () => {
+  const m = new Membership(1, [2, 3, 4]);
+  assert.deepEqual(m.members(), []);
+  assert.deepEqual(m.membersWithSelf(), [1]);
+  assert.equal(m.allPeersHeard(), false);
+  assert.equal(m.setSelfState('active'), true);
+  assert.deepEqual(m.peerState(2, 'active', 'a'), { membersChanged: true, restarted: false });
+  assert.deepEqual(m.peerState(3, 'joining', 'b'), { membersChanged: false, restarted: false });
+  m.peerState(4, 'failed', '');
+  assert.equal(m.allPeersHeard(), true);
+  assert.deepEqual(m.members(), [1, 2]);
+  assert.deepEqual(m.livePeers().sort(), [2, 3]);
+  assert.deepEqual(m.activePeers(), [2]);
+  assert.equal(m.peerState(2, 'draining', 'a').membersChanged, false);
+  assert.equal(m.peerHandedOver(2), true);
+  assert.deepEqual(m.members(), [1]);
+  // A new incarnation is a restart: it owns nothing until it is active again, then it is a member.
+  assert.deepEqual(m.peerState(2, 'joining', 'a2'), { membersChanged: false, restarted: true });
+  assert.equal(m.peerState(2, 'active', 'a2').membersChanged, true);
+  assert.deepEqual(m.members(), [1, 2]);
+  assert.equal(m.peerState(2, 'failed', 'a2').membersChanged, true);
+  assert.deepEqual(m.membersWithoutSelf(), []);
+  assert.equal(m.peerState(9, 'active', 'x').membersChanged, false, 'unknown ids are ignored');
+  m.setSelfState('draining');
+  assert.deepEqual(m.members(), [1]);
+  assert.equal(m.selfHandOver(), true);
+  assert.deepEqual(m.members(), []);
+});
