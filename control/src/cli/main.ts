@@ -3,6 +3,7 @@ import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { SYNCWALL_VERSION } from '../install-files.js';
 import { filterFromArgs, flushConnections, listConnections, withFilterOptions } from './conns.js';
+import { certCommands } from './cert.js';
 import { reportingFailures } from './failure.js';
 import { write } from './output.js';
 import { checkRules, reloadRules } from './rules.js';
@@ -72,6 +73,7 @@ await yargs(hideBin(process.argv))
     (y) => withJson(y),
     reportingFailures('stats', (argv) => withClient(argv, async (client) => write(formatStats(await client.stats(), argv.json)))),
   )
+  .command('cert', 'create the cluster CA and node certificates for peer sync (local files)', (y) => certCommands(y))
   .command('version', 'print the CLI version', {}, reportingFailures('version', () => write(`syncwall ${SYNCWALL_VERSION}\n`)))
   .demandCommand(1, 'give a command')
   .strict()

@@ -1,0 +1,89 @@
+// FlowRecord <-> protobuf: round trips, 64-bit counters, and messages from
+// older and newer schema versions (missing fields default, unknown ones are skipped).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import protobuf from 'protobufjs';
+import { EntryProtoError, recordFromProto, recordToProto } from '../../control/src/cluster/entry-proto.js';
+import { decodeFrame, encodeFrame, encodePayload, payloadFromProto } from '../../control/src/cluster/transport-codec.js';
+import type { FlowRecord, SyncPayload } from '../../control/src/cluster/types.js';
+import { findInstallFile } from '../../control/src/install-files.js';
+
+const current = protobuf.loadSync(findInstallFile('proto/sync.proto')).lookupType('syncwall.sync.v1.FlowRecord');
+
+const v4: FlowRecord = {
+  key: { family: 4, proto: 6, addrA: new Uint8Array([10, 0, 0, 1]), addrB: new Uint8Array([192, 168, 1, 9]), portA: 443, portB: 51000 },
+  state: 3, flags: 0x21, helper: 1, lastDir: 1, ownerNode: 65535, ruleId: 4_000_000_000, version: 17,
+  win: [
+    { end: 0xffffffff, maxEnd: 1, maxWin: 65535, maxAck: 0x80000000, scale: 14, flags: 3 },
+    { end: 5, maxEnd: 6, maxWin: 7, maxAck: 8, scale: 0, flags: 0 },
+  ],
+  packets: [0n, 2n ** 64n - 1n],
+  bytes: [2n ** 53n + 1n, 123n],
+  ageMs: 86_400_000 * 400,
+  idleMs: 0,
+};
+const v6: FlowRecord = {
+  ...v4,
+  key: { family: 6, proto: 17, addrA: new Uint8Array(16).fill(0x20), addrB: new Uint8Array(16).fill(0xfe), portA: 53, portB: 53 },
+};
+
+const viaWire = (r: FlowRecord): FlowRecord => recordFromProto(current.decode(current.encode(recordToProto(r)).finish()) as never);
+
+test('records survive the wire exactly, IPv4 and IPv6, counters up to 2^64-1', () => {
+  assert.deepEqual(viaWire(v4), v4);
+  assert.deepEqual(viaWire(v6), v6);
+});
+
+test('a message from an older schema (fewer fields) decodes with defaults', () => {
+  const older = protobuf.parse(`syntax = "proto3";
+    message FlowKey { uint32 family = 1; uint32 proto = 2; bytes addr_a = 3; bytes addr_b = 4; uint32 port_a = 5; uint32 port_b = 6; }
+    message FlowRecord { FlowKey key = 1; uint32 state = 2; uint64 packets_orig = 11; }`).root.lookupType('FlowRecord');
+  const bytes = older.encode({ key: recordToProto(v4).key, state: 4, packetsOrig: 9 }).finish();
+  const r = recordFromProto(current.decode(bytes) as never);
+  assert.deepEqual(r.key, v4.key);
+  assert.equal(r.state, 4);
+  assert.deepEqual(r.packets, [9n, 0n]);
+  assert.deepEqual(r.bytes, [0n, 0n]);
+  assert.deepEqual(r.win[1], { end: 0, maxEnd: 0, maxWin: 0, maxAck: 0, scale: 0, flags: 0 });
+  assert.equal(r.ageMs, 0);
+});
+
+test('a message from a newer schema (extra fields, also in nested messages) decodes, the extras ignored', () => {
+  const newer = protobuf.parse(`syntax = "proto3";
+    message FlowKey { uint32 family = 1; uint32 proto = 2; bytes addr_a = 3; bytes addr_b = 4; uint32 port_a = 5; uint32 port_b = 6; uint32 zone = 7; }
+    message TcpWindow { uint32 end = 1; uint32 max_end = 2; uint32 max_win = 3; uint32 max_ack = 4; uint32 scale = 5; uint32 flags = 6; }
+    message FlowRecord { FlowKey key = 1; uint32 state = 2; uint32 flags = 3; uint32 helper = 4; uint32 last_dir = 5;
+      uint32 owner_node = 6; uint32 rule_id = 7; uint32 version = 8; TcpWindow win_orig = 9; TcpWindow win_reply = 10;
+      uint64 packets_orig = 11; uint64 packets_reply = 12; uint64 bytes_orig = 13; uint64 bytes_reply = 14;
+      uint64 age_ms = 15; uint64 idle_ms = 16; string vpn_tunnel = 40; repeated fixed64 future = 41; }`).root.lookupType('FlowRecord');
+  const m = recordToProto(v4);
+  const bytes = newer.encode({ ...m, key: { ...m.key, zone: 12 }, vpnTunnel: 'ipsec-7', future: [1, 2, 3] }).finish();
+  assert.deepEqual(recordFromProto(current.decode(bytes) as never), v4);
+});
+
+test('keys no data plane could hold are rejected with a reason', () => {
+  const bad = recordToProto(v4);
+  assert.throws(() => recordFromProto({ ...bad, key: null }), EntryProtoError);
+  assert.throws(() => recordFromProto({ ...bad, key: { ...bad.key, family: 5 } }), /unknown address family 5/);
+  assert.throws(() => recordFromProto({ ...bad, key: { ...bad.key, family: 6 } }), /16-byte addresses/);
+});
+
+test('every payload kind survives a frame; seqs follow first_seq; hello and heartbeat ride along', () => {
+  const payloads: SyncPayload[] = [
+    { kind: 'entries', cls: 'common', entries: [v4, v6] },
+    { kind: 'removes', keys: [v6.key] },
+    { kind: 'request', requestId: 3, flows: [v4.key] },
+    { kind: 'request', requestId: 4, all: true },
+    { kind: 'bulk', requestId: 4, entries: [], last: true },
+    { kind: 'handover', buckets: [0, 5, 1023] },
+  ];
+  const hello = { clusterId: 'c', nodeId: 3, incarnation: 'i-1', state: 'draining' as const, ackedIncarnation: 'i-0' };
+  const frame = decodeFrame(encodeFrame({ ack: 2 ** 40, firstSeq: 77, payloads: payloads.map(encodePayload), hello, heartbeat: 'active' }));
+  assert.equal(frame.ack, 2 ** 40);
+  assert.equal(frame.firstSeq, 77);
+  assert.deepEqual(frame.hello, hello);
+  assert.equal(frame.heartbeat, 'active');
+  assert.deepEqual(frame.payloads.map(payloadFromProto), payloads);
+  const bare = decodeFrame(encodeFrame({ ack: 0, firstSeq: 0, payloads: [] }));
+  assert.deepEqual(bare, { ack: 0, firstSeq: 0, payloads: [], hello: null, heartbeat: null });
+});
