@@ -25,7 +25,7 @@ function keysWhere(pick: (bucket: number) => boolean, count: number, from = 0): 
   return out;
 }
 
-function event(n: number, flags = FlowFlag.FLOW_F_ORIG_A): StateEvent {
+function event(n: number, flags: number = FlowFlag.FLOW_F_ORIG_A): StateEvent {
   return { type: 3, oldState: 1, newState: 3, version: 3, tsNs: 0n, key: tcpKey(n), ruleId: 5, flags };
 }
 
