@@ -18,6 +18,12 @@
  *    forwarding enabled on the ingress interface, as a router has.
  *  - Protocols other than TCP, UDP, ICMP and ICMPv6 are tracked as generic
  *    flows with ports 0, so rules can allow e.g. GRE or ESP.
+ *  - In a cluster (DPF_CLUSTER, docs/CLUSTER.md) frames to the cluster MAC
+ *    are dropped unless this node owns the flow's bucket, before any table
+ *    work; those it keeps and hands to the stack are readdressed to the
+ *    interface's own MAC. ARP/ND for the cluster's addresses is answered
+ *    here. A mid-stream packet of an owned bucket without an entry is
+ *    punted as EV_FLOW_MISS: its state lives on another node.
  *
  * xdp_tx_out returns XDP_TX: the controller runs it with live frames to
  * send a crafted reply (TCP RST, ICMP unreachable) out of an interface.
@@ -29,6 +35,8 @@
 #include "lib/icmp_related.h"
 #include "lib/forward.h"
 #include "lib/punt.h"
+#include "lib/cluster.h"
+#include "lib/cluster_neigh.h"
 
 /*
  * The controller generates its struct layouts and enums from this object's
@@ -62,21 +70,84 @@ static __always_inline int may_open_flow(const struct packet *pkt)
 	}
 }
 
+/*
+ * Everything after parsing: the cluster's bucket filter, then tracking and
+ * forwarding. shared: the frame went to the cluster MAC, so every node has
+ * it and only the bucket's owner may act on it.
+ */
+static __always_inline int filter_packet(struct xdp_md *ctx, struct packet *pkt, int shared)
+{
+	struct flow_key inner = {};
+	struct flow_entry *e;
+	int quotes_flow = 0, reason;
+	__u16 punt_type;
+
+	/* errors are matched through the flow they quote, never tracked themselves */
+	if (pkt->kind == L4_ICMP_ERROR)
+		quotes_flow = !icmp_inner_key(ctx, pkt, &inner);
+	/* the owner of a quoted flow gets its errors too */
+	if (shared && !bucket_is_mine(flow_bucket(quotes_flow ? &inner : &pkt->key)))
+		return drop(CNT_DROP_NOT_OWNER);
+
+	if (pkt->kind == L4_ICMP_ERROR) {
+		if (quotes_flow && bpf_map_lookup_elem(&sw_conns, &inner)) {
+			count(CNT_RELATED_ICMP);
+			return forward(ctx, pkt);
+		}
+		if (destined_to_host(ctx, pkt)) {
+			count(CNT_PASS_LOCAL);
+			return XDP_PASS;
+		}
+		return drop(CNT_DROP_ICMP_UNRELATED);
+	}
+
+	/* the established path: one lookup, track, forward */
+	e = bpf_map_lookup_elem(&sw_conns, &pkt->key);
+	if (e) {
+		count(CNT_HIT);
+		reason = track_packet(pkt, e);
+		if (reason)
+			return drop(reason);
+		return forward(ctx, pkt);
+	}
+
+	/* miss: the host's own traffic goes to its stack untracked */
+	if (destined_to_host(ctx, pkt)) {
+		count(CNT_PASS_LOCAL);
+		return XDP_PASS;
+	}
+	if (may_open_flow(pkt))
+		punt_type = EV_PUNT;
+	/* an owner without the state: another node has it (trigger e) */
+	else if (cluster_enabled() && bucket_is_mine(flow_bucket(&pkt->key)))
+		punt_type = EV_FLOW_MISS;
+	else
+		return drop(CNT_DROP_NO_ENTRY);
+	return punt(ctx, pkt, punt_type);
+}
+
 SEC("xdp")
 int xdp_syncwall(struct xdp_md *ctx)
 {
 	struct packet pkt = {};
-	struct flow_entry *e;
-	int reason;
+	int shared, verdict;
 
 	count(CNT_RX);
 	switch (parse_packet(ctx, &pkt)) {
 	case PARSE_OK:
 		break;
 	case PARSE_NON_IP:
+		if (cluster_enabled() && cluster_answer_arp(ctx, &pkt)) {
+			count(CNT_CLUSTER_ARP_REPLY);
+			return XDP_TX;
+		}
 		count(CNT_PASS_NON_IP);
 		return XDP_PASS;
 	case PARSE_ND:
+		if (cluster_enabled() && cluster_answer_ns(ctx, &pkt)) {
+			count(CNT_CLUSTER_ARP_REPLY);
+			return XDP_TX;
+		}
 		count(CNT_PASS_ND);
 		return XDP_PASS;
 	case PARSE_FRAGMENT:
@@ -87,37 +158,11 @@ int xdp_syncwall(struct xdp_md *ctx)
 		return drop(CNT_DROP_MALFORMED);
 	}
 
-	/* errors are matched through the flow they quote, never tracked themselves */
-	if (pkt.kind == L4_ICMP_ERROR) {
-		if (icmp_is_related(ctx, &pkt)) {
-			count(CNT_RELATED_ICMP);
-			return forward(ctx, &pkt);
-		}
-		if (destined_to_host(ctx, &pkt)) {
-			count(CNT_PASS_LOCAL);
-			return XDP_PASS;
-		}
-		return drop(CNT_DROP_ICMP_UNRELATED);
-	}
-
-	/* the established path: one lookup, track, forward */
-	e = bpf_map_lookup_elem(&sw_conns, &pkt.key);
-	if (e) {
-		count(CNT_HIT);
-		reason = track_packet(&pkt, e);
-		if (reason)
-			return drop(reason);
-		return forward(ctx, &pkt);
-	}
-
-	/* miss: the host's own traffic goes to its stack untracked */
-	if (destined_to_host(ctx, &pkt)) {
-		count(CNT_PASS_LOCAL);
-		return XDP_PASS;
-	}
-	if (!may_open_flow(&pkt))
-		return drop(CNT_DROP_NO_ENTRY);
-	return punt(ctx, &pkt);
+	shared = cluster_enabled() && to_cluster_mac(ctx);
+	verdict = filter_packet(ctx, &pkt, shared);
+	if (verdict == XDP_PASS && shared)
+		cluster_frame_to_host(ctx);
+	return verdict;
 }
 
 SEC("xdp")

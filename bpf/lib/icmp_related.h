@@ -82,14 +82,4 @@ static __always_inline int icmp_inner_key(struct xdp_md *ctx, const struct packe
 	return 0;
 }
 
-/* Returns 1 if the error quotes a tracked flow. */
-static __always_inline int icmp_is_related(struct xdp_md *ctx, const struct packet *pkt)
-{
-	struct flow_key inner = {};
-
-	if (icmp_inner_key(ctx, pkt, &inner))
-		return 0;
-	return bpf_map_lookup_elem(&sw_conns, &inner) != NULL;
-}
-
 #endif /* SYNCWALL_ICMP_RELATED_H */

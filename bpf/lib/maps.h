@@ -54,6 +54,30 @@ struct {
 	__type(value, struct punt_bucket);
 } sw_punt_bucket SEC(".maps");
 
+/* Cluster: bucket (bpf/lib/bucket.h) -> owning node id (0: nobody). Written by the controller. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_BUCKETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} sw_bucket_owner SEC(".maps");
+
+/* Cluster: addresses the cluster answers ARP/ND for, per interface (value 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct cluster_addr);
+	__type(value, __u8);
+} sw_cluster_addrs SEC(".maps");
+
+/* Cluster: each attached interface's own MAC, by ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct iface_info);
+} sw_ifaces SEC(".maps");
+
 /* Load-time settings; the controller overwrites these defaults before load. */
 const volatile struct dp_config sw_cfg = {
 	.punt_rate = 20000,

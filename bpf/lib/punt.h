@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * Punting: a packet without an entry that may open a flow goes whole to
- * the controller through sw_punt_ring, and XDP drops the original (the
- * controller re-injects it once the flow is admitted). A per-CPU token
+ * Punting: a packet without an entry that may open a flow (EV_PUNT), or in
+ * a cluster a mid-stream packet of an owned bucket whose state is on
+ * another node (EV_FLOW_MISS), goes whole to the controller through
+ * sw_punt_ring, and XDP drops the original (the controller re-injects it
+ * once the flow is admitted or its state fetched). A per-CPU token
  * bucket keeps a flood of new flows from swamping the controller;
  * established traffic never reaches it.
  */
@@ -12,6 +14,7 @@
 #include "parse.h"
 #include "maps.h"
 #include "counters.h"
+#include "bucket.h"
 
 /* Takes one token from this CPU's bucket; returns 1 if there was one. */
 static __always_inline int punt_take_token(void)
@@ -45,9 +48,9 @@ static __always_inline int punt_take_token(void)
 }
 
 static __always_inline void punt_fill_meta(struct punt_meta *m, struct xdp_md *ctx,
-					   const struct packet *pkt, __u32 len)
+					   const struct packet *pkt, __u16 type, __u32 len)
 {
-	m->type = EV_PUNT;
+	m->type = type;
 	m->src_is_a = pkt->src_is_a;
 	m->icmp_type = pkt->icmp_type;
 	m->ifindex = ctx->ingress_ifindex;
@@ -58,7 +61,7 @@ static __always_inline void punt_fill_meta(struct punt_meta *m, struct xdp_md *c
 	m->l4_off = pkt->l4_off;
 	m->icmp_code = pkt->icmp_code;
 	m->reserved0 = 0;
-	m->bucket = 0;
+	m->bucket = flow_bucket(&pkt->key);
 	m->key = pkt->key;
 }
 
@@ -66,7 +69,7 @@ static __always_inline void punt_fill_meta(struct punt_meta *m, struct xdp_md *c
  * Copies the whole frame and the metadata into a reserved record and
  * submits it (discards it if the copy fails). Returns 0 or the drop reason.
  */
-static __always_inline int punt_submit(struct xdp_md *ctx, const struct packet *pkt,
+static __always_inline int punt_submit(struct xdp_md *ctx, const struct packet *pkt, __u16 type,
 				       struct punt_meta *meta, __u8 *buf, __u64 cap, __u64 len)
 {
 	/* variable-length copy: the verifier needs 1 <= len <= cap right here */
@@ -74,13 +77,16 @@ static __always_inline int punt_submit(struct xdp_md *ctx, const struct packet *
 		bpf_ringbuf_discard(meta, 0);
 		return CNT_DROP_MALFORMED;
 	}
-	punt_fill_meta(meta, ctx, pkt, len);
+	punt_fill_meta(meta, ctx, pkt, type, len);
 	bpf_ringbuf_submit(meta, 0);
 	return 0;
 }
 
-/* Sends the packet to the controller and drops the original; returns the verdict. */
-static __always_inline int punt(struct xdp_md *ctx, const struct packet *pkt)
+/*
+ * Sends the packet to the controller as a record of type (EV_PUNT or
+ * EV_FLOW_MISS) and drops the original; returns the verdict.
+ */
+static __always_inline int punt(struct xdp_md *ctx, const struct packet *pkt, __u16 type)
 {
 	/* the length as a u64 of the frame itself, bounded before each copy */
 	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
@@ -96,17 +102,17 @@ static __always_inline int punt(struct xdp_md *ctx, const struct packet *pkt)
 
 		if (!rec)
 			return drop(CNT_DROP_PUNT_RING_FULL);
-		reason = punt_submit(ctx, pkt, &rec->meta, rec->data, sizeof(rec->data), len);
+		reason = punt_submit(ctx, pkt, type, &rec->meta, rec->data, sizeof(rec->data), len);
 	} else {
 		struct punt_full *rec = bpf_ringbuf_reserve(&sw_punt_ring, sizeof(*rec), 0);
 
 		if (!rec)
 			return drop(CNT_DROP_PUNT_RING_FULL);
-		reason = punt_submit(ctx, pkt, &rec->meta, rec->data, sizeof(rec->data), len);
+		reason = punt_submit(ctx, pkt, type, &rec->meta, rec->data, sizeof(rec->data), len);
 	}
 	if (reason)
 		return drop(reason);
-	count(CNT_PUNT_NEW);
+	count(type == EV_FLOW_MISS ? CNT_PUNT_FLOW_MISS : CNT_PUNT_NEW);
 	return XDP_DROP;
 }
 

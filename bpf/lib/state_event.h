@@ -5,6 +5,7 @@
 
 #include "maps.h"
 #include "counters.h"
+#include "bucket.h"
 
 /*
  * Moves the entry to new_state, bumps its version (replicas are ordered by
@@ -34,7 +35,7 @@ static __always_inline void flow_set_state(struct flow_entry *e, const struct fl
 	ev->rule_id = e->rule_id;
 	ev->flags = e->flags;
 	ev->reserved0 = 0;
-	ev->bucket = 0;
+	ev->bucket = flow_bucket(key);
 	bpf_ringbuf_submit(ev, 0);
 	count(CNT_STATE_EVENT);
 }

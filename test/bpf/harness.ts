@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { flowEntry, flowKey, puntMeta, stateEvent, type FlowEntry, type FlowKey, type StateEvent } from '../../control/src/bpf/codec.js';
 import { BPF_ANY, BpfObject, mapLookup, mapUpdate, numPossibleCpus, progTestRun } from '../../control/src/bpf/libbpf.js';
 import { RingBufferConsumer } from '../../control/src/bpf/ringbuf.js';
-import { DpConfigFlag, DpConfigLayout, MapName, ProgName, RodataVar, SwCounter } from '../../control/src/gen/layout.js';
-import { addressBytes } from '../../control/src/net/address.js';
+import { DpConfigFlag, DpConfigLayout, MapName, ProgName, PuntMetaLayout, RodataVar, StateEventLayout, SwCounter } from '../../control/src/gen/layout.js';
+import { addressBytes, macBytes } from '../../control/src/net/address.js';
 
 export const OBJECT_PATH = resolve(fileURLToPath(new URL('../..', import.meta.url)), 'build/syncwall.bpf.o');
 
@@ -32,6 +32,9 @@ export interface DataplaneOptions {
   /** Data bytes of each ring (power of two, multiple of the page size). */
   puntRingSize?: number;
   eventRingSize?: number;
+  /** Cluster settings (sw_cfg.node_id, sw_cfg.cluster_mac); DPF_CLUSTER goes in flags. */
+  nodeId?: number;
+  clusterMac?: string;
 }
 
 export interface RunResult {
@@ -51,9 +54,16 @@ export interface Punt {
   l3Off: number;
   l4Off: number;
   key: FlowKey;
+  /** Cluster bucket the data plane computed for key. */
+  bucket: number;
   frame: Uint8Array;
   /** Size of the record: which of punt_small/punt_full was used. */
   recordLen: number;
+}
+
+/** A state event with the cluster bucket the data plane computed for its key. */
+export interface BucketedStateEvent extends StateEvent {
+  bucket: number;
 }
 
 /** The two endpoints of a packet, as the test writes them. */
@@ -93,7 +103,7 @@ export class TestDataplane {
   private readonly puntRing: RingBufferConsumer;
   private readonly eventRing: RingBufferConsumer;
   private punts: Punt[] = [];
-  private events: StateEvent[] = [];
+  private events: BucketedStateEvent[] = [];
   private readonly ringErrors: unknown[] = [];
 
   private constructor(obj: BpfObject, opts: DataplaneOptions) {
@@ -110,7 +120,7 @@ export class TestDataplane {
     this.eventRing = new RingBufferConsumer({
       mapFd: obj.mapFd(MapName.sw_event_ring),
       size: opts.eventRingSize ?? 1 << 20,
-      onRecord: (buf, off) => this.events.push(stateEvent.decode(buf, off)),
+      onRecord: (buf, off) => this.events.push({ ...stateEvent.decode(buf, off), bucket: u16le(buf, off + StateEventLayout.fields.bucket.offset) }),
       onError: (err) => this.ringErrors.push(err),
     });
   }
@@ -129,6 +139,8 @@ export class TestDataplane {
       rodata.writeBigUInt64LE(opts.puntBurst ?? 1_000_000n, cfg + f.punt_burst.offset);
       rodata.writeBigUInt64LE(opts.lastSeenGranNs ?? 1_000_000_000n, cfg + f.last_seen_gran_ns.offset);
       rodata.writeUInt32LE(opts.flags ?? 0, cfg + f.flags.offset);
+      rodata.writeUInt32LE(opts.nodeId ?? 0, cfg + f.node_id.offset);
+      if (opts.clusterMac !== undefined) rodata.set(macBytes(opts.clusterMac), cfg + f.cluster_mac.offset);
       obj.load();
       return new TestDataplane(obj, opts);
     } catch (err) {
@@ -215,8 +227,41 @@ export class TestDataplane {
     return out;
   }
 
+  /** Cluster: sets the owner of each bucket (sw_bucket_owner). */
+  setBucketOwners(ownerOf: (bucket: number) => number): void {
+    const fd = this.obj.mapFd(MapName.sw_bucket_owner);
+    const n = this.obj.mapMaxEntries(MapName.sw_bucket_owner);
+    const key = new Uint8Array(4);
+    const value = new Uint8Array(4);
+    for (let b = 0; b < n; b++) {
+      new DataView(key.buffer).setUint32(0, b, true);
+      new DataView(value.buffer).setUint32(0, ownerOf(b), true);
+      mapUpdate(fd, key, value, BPF_ANY);
+    }
+  }
+
+  /** Cluster: an address the cluster answers ARP/ND for on ifindex (sw_cluster_addrs). */
+  addClusterAddr(addr: string, ifindex = LOOPBACK_IFINDEX): void {
+    // struct cluster_addr: addr[16], ifindex (u32 at 16), family (u8 at 20), padding
+    const key = new Uint8Array(24);
+    const bytes = addressBytes(addr);
+    key.set(bytes, 0);
+    new DataView(key.buffer).setUint32(16, ifindex, true);
+    key[20] = bytes.length === 4 ? 4 : 6;
+    mapUpdate(this.obj.mapFd(MapName.sw_cluster_addrs), key, Uint8Array.of(1), BPF_ANY);
+  }
+
+  /** Cluster: an interface's own MAC (sw_ifaces). */
+  setIface(ifindex: number, mac: string): void {
+    const key = new Uint8Array(4);
+    new DataView(key.buffer).setUint32(0, ifindex, true);
+    const value = new Uint8Array(8);
+    value.set(macBytes(mac), 0);
+    mapUpdate(this.obj.mapFd(MapName.sw_ifaces), key, value, BPF_ANY);
+  }
+
   /** State events submitted since the last call. */
-  takeEvents(): StateEvent[] {
+  takeEvents(): BucketedStateEvent[] {
     while (this.eventRing.consume() > 0);
     this.throwRingErrors();
     const out = this.events;
@@ -250,9 +295,14 @@ function decodePunt(buf: Uint8Array, off: number, len: number): Punt {
     l3Off: puntMeta.l3Off(buf, off),
     l4Off: puntMeta.l4Off(buf, off),
     key: flowKey.read(buf, puntMeta.keyOffset(off)),
+    bucket: u32le(buf, off + PuntMetaLayout.fields.bucket.offset),
     frame: buf.slice(data, data + capLen),
     recordLen: len,
   };
 }
+
+// punt_meta.bucket and state_event.bucket have no codec accessor yet: read them at their generated offsets
+const u16le = (b: Uint8Array, o: number): number => b[o]! | (b[o + 1]! << 8);
+const u32le = (b: Uint8Array, o: number): number => (u16le(b, o) | (u16le(b, o + 2) << 16)) >>> 0;
 
 export { DpConfigFlag };

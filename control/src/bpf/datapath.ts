@@ -38,6 +38,8 @@ export interface DatapathOptions {
   lastSeenGranularityNs: bigint;
   fastForward: boolean;
   nodeId: number;
+  /** Cluster member: sets DPF_CLUSTER and the shared cluster MAC (6 bytes). */
+  cluster?: { mac: Uint8Array };
   /** Defaults to build/syncwall.bpf.o of this checkout. */
   objectPath?: string;
 }
@@ -61,6 +63,9 @@ const PINNED_MAPS = [
   MapName.sw_punt_ring,
   MapName.sw_event_ring,
   MapName.sw_punt_bucket,
+  MapName.sw_bucket_owner,
+  MapName.sw_cluster_addrs,
+  MapName.sw_ifaces,
 ] as const;
 
 export function defaultObjectPath(): string {
@@ -79,6 +84,14 @@ export class Datapath {
   readonly eventRingFd: number;
   readonly eventRingSize: number;
   readonly capacity: number;
+  /**
+   * Cluster maps (written by cluster/datapath-cluster.ts). Not pinned: a
+   * (re)started daemon begins owning no bucket until it has joined, while
+   * the peers serve its buckets.
+   */
+  readonly bucketOwnerFd: number;
+  readonly clusterAddrsFd: number;
+  readonly ifacesFd: number;
   private readonly object: BpfObject;
   private readonly linkFds: number[];
 
@@ -95,6 +108,9 @@ export class Datapath {
     this.puntRingSize = object.mapMaxEntries(MapName.sw_punt_ring);
     this.eventRingFd = object.mapFd(MapName.sw_event_ring);
     this.eventRingSize = object.mapMaxEntries(MapName.sw_event_ring);
+    this.bucketOwnerFd = object.mapFd(MapName.sw_bucket_owner);
+    this.clusterAddrsFd = object.mapFd(MapName.sw_cluster_addrs);
+    this.ifacesFd = object.mapFd(MapName.sw_ifaces);
   }
 
   /** Loads the object (reusing pinned maps) without attaching it anywhere. */
@@ -192,7 +208,9 @@ function writeDpConfig(rodata: Buffer, opts: DatapathOptions): void {
   rodata.writeBigUInt64LE(BigInt(opts.puntBurst), base + f.punt_burst.offset);
   rodata.writeBigUInt64LE(opts.lastSeenGranularityNs, base + f.last_seen_gran_ns.offset);
   rodata.writeUInt32LE(opts.nodeId, base + f.node_id.offset);
-  rodata.writeUInt32LE(opts.fastForward ? DpConfigFlag.DPF_FAST_FORWARD : 0, base + f.flags.offset);
+  const flags = (opts.fastForward ? DpConfigFlag.DPF_FAST_FORWARD : 0) | (opts.cluster ? DpConfigFlag.DPF_CLUSTER : 0);
+  rodata.writeUInt32LE(flags, base + f.flags.offset);
+  if (opts.cluster) rodata.set(opts.cluster.mac.subarray(0, f.cluster_mac.size), base + f.cluster_mac.offset);
 }
 
 function linkPinPath(pinDir: string, ifname: string): string {
