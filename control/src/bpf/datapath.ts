@@ -63,9 +63,6 @@ const PINNED_MAPS = [
   MapName.sw_punt_ring,
   MapName.sw_event_ring,
   MapName.sw_punt_bucket,
-  MapName.sw_bucket_owner,
-  MapName.sw_cluster_addrs,
-  MapName.sw_ifaces,
 ] as const;
 
 export function defaultObjectPath(): string {
