@@ -10,6 +10,10 @@
  *    place (netfilter deletes it and looks up again);
  *  - SACK blocks are not parsed: sack == ack, which bounds the peer by the
  *    window exactly instead of netfilter's more generous sack + win.
+ *  - a direction marked TCPW_F_UNTRUSTED (a cluster replica, whose window
+ *    edges were synced at a bounded rate and may lag the stream) re-learns
+ *    its window from its next packet instead of checking it, and the other
+ *    direction's ack is not checked against it until then.
  * The windows are validated on a copy and written back only if the packet
  * is valid, so an invalid packet never advances the state.
  */
@@ -102,12 +106,40 @@ static __always_inline void tcp_window_from_syn(struct tcp_window *w, const stru
 	w->flags = pkt->opt_flags;
 }
 
+/*
+ * An untrusted sender window takes its edges from this segment: it ends
+ * here, may reach a receiver's window beyond (the sender may have more in
+ * flight before the receiver's next ack tells us), and the maximum ack is
+ * taken from this segment on. Edges only grow where they cannot be stale.
+ */
+static __always_inline void tcp_window_relearn(struct tcp_window *sender,
+					       const struct tcp_window *receiver,
+					       const struct packet *pkt, __u32 end)
+{
+	__u32 win = pkt->window, maxend = end + (receiver->td_maxwin ? receiver->td_maxwin : 1);
+
+	/* RFC 7323: the window in a SYN is never scaled */
+	if (!(pkt->tcp_flags & TCPF_SYN))
+		win <<= sender->td_scale & 15;
+	sender->td_end = end;
+	if (seq_after(maxend, sender->td_maxend))
+		sender->td_maxend = maxend;
+	if (sender->td_maxwin < win)
+		sender->td_maxwin = win;
+	if (sender->td_maxwin == 0)
+		sender->td_maxwin = 1;
+	sender->flags &= ~(TCPW_F_UNTRUSTED | TCPW_F_MAXACK_SET);
+}
+
 /* netfilter's tcp_in_window on the copies; returns 1 if the segment is valid. */
 static __always_inline int tcp_in_window(struct tcp_window *sender, struct tcp_window *receiver,
 					 __u8 state, __u8 dir, const struct packet *pkt, __u32 end)
 {
 	__u8 flags = pkt->tcp_flags;
 	__u32 seq = pkt->seq, ack = pkt->ack, sack, win = pkt->window, swin, maxackwin;
+	/* a replica's stale edges: no check against them until re-learned (a side that never sent learns as usual) */
+	int relearn = (sender->flags & TCPW_F_UNTRUSTED) && sender->td_maxwin != 0;
+	int check_ack = !(receiver->flags & TCPW_F_UNTRUSTED);
 
 	if (sender->td_maxwin == 0) {
 		if (flags & TCPF_SYN) {
@@ -131,6 +163,8 @@ static __always_inline int tcp_in_window(struct tcp_window *sender, struct tcp_w
 				receiver->td_maxend = ack;
 			}
 		}
+	} else if (relearn) {
+		tcp_window_relearn(sender, receiver, pkt, end);
 	} else if (((state == FS_SYN_SENT && dir == 0) || (state == FS_SYN_RECV && dir == 1)) &&
 		   seq_after(end, sender->td_end)) {
 		/* RFC 793: a reinitialized TCP must only use larger sequence numbers */
@@ -152,11 +186,14 @@ static __always_inline int tcp_in_window(struct tcp_window *sender, struct tcp_w
 	}
 
 	maxackwin = sender->td_maxwin > MAXACKWINCONST ? sender->td_maxwin : MAXACKWINCONST;
-	if (!(seq_before(seq, sender->td_maxend + 1) &&
+	if (!relearn &&
+	    !(seq_before(seq, sender->td_maxend + 1) &&
 	      seq_after(end, sender->td_end - receiver->td_maxwin - 1) &&
-	      seq_before(sack, receiver->td_end + 1) &&
-	      seq_after(sack, receiver->td_end - maxackwin - 1)))
+	      (!check_ack || (seq_before(sack, receiver->td_end + 1) &&
+			      seq_after(sack, receiver->td_end - maxackwin - 1)))))
 		return 0;
+	/* the window now comes from this side's own packets */
+	sender->flags &= ~TCPW_F_UNTRUSTED;
 
 	/* RFC 7323: the window in a SYN is never scaled */
 	if (!(flags & TCPF_SYN))
@@ -218,14 +255,15 @@ static __always_inline int tcp_track(const struct packet *pkt, struct flow_entry
 		window_state = FS_NONE;
 	}
 
+	/* a RST below what the peer acked is stale (unless that ack is a replica's) */
 	if (dir == 0) {
-		if (index == TCP_RST_SET && (w[1].flags & TCPW_F_MAXACK_SET) &&
-		    seq_before(pkt->seq, w[1].td_maxack))
+		if (index == TCP_RST_SET && (w[1].flags & (TCPW_F_MAXACK_SET | TCPW_F_UNTRUSTED)) ==
+		    TCPW_F_MAXACK_SET && seq_before(pkt->seq, w[1].td_maxack))
 			return CNT_DROP_RST_INVALID;
 		ok = tcp_in_window(&w[0], &w[1], window_state, 0, pkt, end);
 	} else {
-		if (index == TCP_RST_SET && (w[0].flags & TCPW_F_MAXACK_SET) &&
-		    seq_before(pkt->seq, w[0].td_maxack))
+		if (index == TCP_RST_SET && (w[0].flags & (TCPW_F_MAXACK_SET | TCPW_F_UNTRUSTED)) ==
+		    TCPW_F_MAXACK_SET && seq_before(pkt->seq, w[0].td_maxack))
 			return CNT_DROP_RST_INVALID;
 		ok = tcp_in_window(&w[1], &w[0], window_state, 1, pkt, end);
 	}
