@@ -97,7 +97,9 @@ test('a heartbeat timeout reports the peer failed; a restart with a new incarnat
     await waitFor('connected', () => a.states.length > 0);
     const seq1 = a.transport.send(2, entries(0, 2));
     await waitFor('b received and died', () => b.messages.length === 1);
-    await waitFor('a reports b failed', () => a.states.some((s) => s.id === 2 && s.state === 'failed'));
+    await waitFor('a reports b failed', () => a.states.some((s) => s.id === 2 && s.state === 'failed')).catch((err: Error) => {
+      throw new Error(`${err.message}; a saw ${JSON.stringify(a.states)}, peers ${JSON.stringify(a.transport.peers())}\n${a.logs.join('')}`, { cause: err });
+    });
     const seq2 = a.transport.send(2, entries(100, 1));
     b2 = await startNode({ id: 2, peers: [{ id: 1, address: '-' }], certDir: certs.good, listen: `127.0.0.1:${port}` });
     assert.equal(await a.transport.waitAcked(2, seq2, 15000), true);

@@ -243,7 +243,18 @@ export class PeerLink {
   }
 
   private timedOut(): void {
-    this.liveness = null;
+    // Timers run before pending I/O: after a stall of our own event loop the
+    // peer's frames may be waiting unread. Decide after they have been read
+    // (heard() re-arms this same timer if one arrives).
+    setImmediate(() => {
+      if (this.liveness === null) return; // shut down meanwhile
+      if (this.lastHeardAt !== null && performance.now() - this.lastHeardAt < this.opts.failureTimeoutMs) return;
+      this.liveness = null;
+      this.declareFailed();
+    });
+  }
+
+  private declareFailed(): void {
     if (this.state === 'failed') return;
     this.state = 'failed';
     this.counters.heartbeatTimeouts++;

@@ -47,8 +47,8 @@ export class UnknownPeerError extends Error {
 }
 
 const DEFAULT_MAX_QUEUE_BYTES = 64 << 20;
-/** Frames are cut here; bulk chunks of ~1000 entries (~110 kB) fit many to a frame. */
-const MAX_FRAME_BYTES = 1 << 20;
+/** Frames are cut here (~2300 entries): decoding one frame must not stall the receiver's event loop for long. */
+const MAX_FRAME_BYTES = 256 << 10;
 /** One payload may exceed a frame; gRPC's default 4 MiB limit would refuse a big one. */
 const MAX_MESSAGE_BYTES = 64 << 20;
 /** TLS plus Hello on a busy machine; a dead peer is retried after this at worst. */
