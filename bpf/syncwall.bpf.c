@@ -71,35 +71,42 @@ static __always_inline int may_open_flow(const struct packet *pkt)
 }
 
 /*
+ * ICMP errors are matched through the flow they quote, never tracked
+ * themselves; in a cluster they belong to the owner of the quoted flow.
+ */
+static __always_inline int filter_icmp_error(struct xdp_md *ctx, struct packet *pkt, int shared)
+{
+	struct flow_key inner = {};
+	int quotes_flow = !icmp_inner_key(ctx, pkt, &inner);
+
+	if (shared && !bucket_is_mine(flow_bucket(quotes_flow ? &inner : &pkt->key)))
+		return drop(CNT_DROP_NOT_OWNER);
+	if (quotes_flow && bpf_map_lookup_elem(&sw_conns, &inner)) {
+		count(CNT_RELATED_ICMP);
+		return forward(ctx, pkt);
+	}
+	if (destined_to_host(ctx, pkt)) {
+		count(CNT_PASS_LOCAL);
+		return XDP_PASS;
+	}
+	return drop(CNT_DROP_ICMP_UNRELATED);
+}
+
+/*
  * Everything after parsing: the cluster's bucket filter, then tracking and
  * forwarding. shared: the frame went to the cluster MAC, so every node has
  * it and only the bucket's owner may act on it.
  */
 static __always_inline int filter_packet(struct xdp_md *ctx, struct packet *pkt, int shared)
 {
-	struct flow_key inner = {};
 	struct flow_entry *e;
-	int quotes_flow = 0, reason;
 	__u16 punt_type;
+	int reason;
 
-	/* errors are matched through the flow they quote, never tracked themselves */
 	if (pkt->kind == L4_ICMP_ERROR)
-		quotes_flow = !icmp_inner_key(ctx, pkt, &inner);
-	/* the owner of a quoted flow gets its errors too */
-	if (shared && !bucket_is_mine(flow_bucket(quotes_flow ? &inner : &pkt->key)))
+		return filter_icmp_error(ctx, pkt, shared);
+	if (shared && !bucket_is_mine(flow_bucket(&pkt->key)))
 		return drop(CNT_DROP_NOT_OWNER);
-
-	if (pkt->kind == L4_ICMP_ERROR) {
-		if (quotes_flow && bpf_map_lookup_elem(&sw_conns, &inner)) {
-			count(CNT_RELATED_ICMP);
-			return forward(ctx, pkt);
-		}
-		if (destined_to_host(ctx, pkt)) {
-			count(CNT_PASS_LOCAL);
-			return XDP_PASS;
-		}
-		return drop(CNT_DROP_ICMP_UNRELATED);
-	}
 
 	/* the established path: one lookup, track, forward */
 	e = bpf_map_lookup_elem(&sw_conns, &pkt->key);
