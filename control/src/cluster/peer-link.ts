@@ -51,6 +51,8 @@ export class PeerLink {
   incarnation = '';
   private lastHeardAt: number | null = null;
   private liveness: NodeJS.Timeout | null = null;
+  /** the liveness timer fired and its verdict is pending */
+  private livenessDue = false;
 
   // sending: queue[head] has seq headSeq; seqs in the queue are consecutive up to nextSeq - 1
   private queue: Outgoing[] = [];
@@ -238,17 +240,25 @@ export class PeerLink {
 
   private heard(): void {
     this.lastHeardAt = performance.now();
-    if (this.liveness) this.liveness.refresh();
-    else this.liveness = setTimeout(() => this.timedOut(), this.opts.failureTimeoutMs);
+    if (!this.liveness) this.armLiveness(this.opts.failureTimeoutMs);
+    else if (!this.livenessDue) this.liveness.refresh();
+  }
+
+  private armLiveness(ms: number): void {
+    this.liveness = setTimeout(() => this.timedOut(), ms);
   }
 
   private timedOut(): void {
     // Timers run before pending I/O: after a stall of our own event loop the
-    // peer's frames may be waiting unread. Decide after they have been read
-    // (heard() re-arms this same timer if one arrives).
+    // peer's frames may be waiting unread, so decide once they have been read.
+    // Timers also measure from the loop's cached clock and may fire a little
+    // early: measure the silence ourselves and wait out the rest.
+    this.livenessDue = true;
     setImmediate(() => {
+      this.livenessDue = false;
       if (this.liveness === null) return; // shut down meanwhile
-      if (this.lastHeardAt !== null && performance.now() - this.lastHeardAt < this.opts.failureTimeoutMs) return;
+      const silentMs = performance.now() - (this.lastHeardAt ?? 0);
+      if (silentMs < this.opts.failureTimeoutMs) return this.armLiveness(this.opts.failureTimeoutMs - silentMs);
       this.liveness = null;
       this.declareFailed();
     });
