@@ -9,7 +9,7 @@
 // The JSON goes to build/bench/results.json (quick: results-quick.json, so
 // the smoke test in `make test` never overwrites a full run's figures).
 import { execFileSync } from 'node:child_process';
-import { cpus, release } from 'node:os';
+import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { labSuite, type LabPlan } from './lab-suite.js';
 import { Report } from './lib/report.js';
@@ -52,6 +52,8 @@ const report = new Report({
   trafgen: version(['trafgen', '--version']),
   labPlan,
   microReps,
+  // Other work on the machine moves every figure; say how busy it was.
+  loadAverageAtStart: loadavg(),
 });
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const started = Date.now();
@@ -74,8 +76,9 @@ if (only.has('micro')) {
 if (only.has('lab')) await step('2-4 lab', () => labSuite(report, labPlan, log));
 
 report.resolveRatios();
+report.meta.loadAverageAtEnd = loadavg();
 report.write(out);
-process.stdout.write(`\n${report.table()}\n\nraw figures: ${out}  (${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+process.stdout.write(`\n${report.table()}\n\nraw figures: ${out}  (${((Date.now() - started) / 1000).toFixed(0)} s; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")})\n`);
 
 if (values.check) {
   const invalid = report.invalid();

@@ -3,7 +3,7 @@
 // table and written as JSON.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { type Summary, summarize } from './stats.js';
+import { median, type Summary, summarize } from './stats.js';
 
 export interface Target {
   /** The ratio (or, with on: 'value', the median) must be at least (>=) or at most (<=) this value. */
@@ -26,7 +26,9 @@ export interface Figure {
   /** The peer this figure is compared with: same section, this subject, and peerName or else the same name. */
   peer?: string;
   peerName?: string;
+  /** Median of the per-repetition ratios to the peer (see resolveRatios). */
   ratio?: number;
+  ratioReps?: number[];
   target?: Target;
   /** A difference that may legitimately be zero or negative. */
   signed?: boolean;
@@ -59,12 +61,23 @@ export class Report {
     this.problems.push({ section, message: message.split('\n')[0]!.slice(0, 300) });
   }
 
-  /** Ratios of medians against each figure's peer, once all figures are in. */
+  /**
+   * Ratios against each figure's peer, once all figures are in. Where both
+   * have one value per repetition, the ratio is the median of the
+   * per-repetition ratios: the two were measured close together, so load
+   * that moves both cancels out. Otherwise it is the ratio of the medians.
+   */
   resolveRatios(): void {
     for (const f of this.figures) {
       if (!f.peer) continue;
       const peer = this.figures.find((p) => p.section === f.section && p.name === (f.peerName ?? f.name) && p.subject === f.peer);
-      if (peer && peer.value.median) f.ratio = f.value.median / peer.value.median;
+      if (!peer) continue;
+      if (peer.value.reps.length === f.value.reps.length && f.value.reps.length > 1) {
+        f.ratioReps = f.value.reps.map((v, i) => v / peer.value.reps[i]!);
+        f.ratio = median(f.ratioReps);
+      } else if (peer.value.median) {
+        f.ratio = f.value.median / peer.value.median;
+      }
     }
   }
 
