@@ -23,9 +23,3 @@ export function summarize(reps: readonly number[]): Summary {
   const max = Math.max(...reps);
   return { median: m, min, max, spread: m ? (max - min) / m : Number.NaN, reps: [...reps] };
 }
-
-/** The value at percentile p (0..100) of already sorted values, nearest rank. */
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
