@@ -2,7 +2,21 @@
 // table of connections with the filter semantics backend.ts documents. It
 // lets the real gRPC server and the real CLI be tested without root.
 import { BlockList, isIP } from 'node:net';
-import type { ConnFilter, ConnView, ManagementBackend, ReloadResult, StatsView, StatusView } from '../../control/src/api/backend.js';
+import type {
+  ClusterStatusView,
+  ConnFilter,
+  ConnView,
+  DrainResult,
+  ManagementBackend,
+  PeerView,
+  ReloadResult,
+  StateClassName,
+  StatsView,
+  StatusView,
+  SyncModeChange,
+  SyncModeName,
+} from '../../control/src/api/backend.js';
+import { PreconditionError } from '../../control/src/api/errors.js';
 
 export function conn(overrides: Partial<ConnView>): ConnView {
   return {
@@ -55,7 +69,28 @@ export const sampleStatus: StatusView = {
 export const sampleStats: StatsView = {
   datapath: { pass_established: 123456n, drop_out_of_window: 3n, punt: 2n ** 63n },
   controller: { punts_accepted: 40n, reinject_errors: 0n },
+  cluster: {},
 };
+
+export const sampleCluster: ClusterStatusView = {
+  clusterId: 'lab1',
+  nodeId: 1,
+  state: 'active',
+  mode: 'load-sharing',
+  backups: 1,
+  syncNode: 'combined',
+  syncCommon: 'combined',
+  members: [1, 2, 3],
+  bucketsOwned: 341,
+  bucketsBackedUp: 342,
+};
+
+export const samplePeers: readonly PeerView[] = [
+  { id: 2, address: '10.9.0.2:7400', connected: true, state: 'active', incarnation: 'a1b2c3d4', lastHeartbeatAgoMs: 40, sentSeq: 1200, ackedSeq: 1198, unacked: 2, lagMs: 3, bucketsOwned: 340 },
+  { id: 3, address: '10.9.0.3:7400', connected: false, state: 'failed', incarnation: '', lastHeartbeatAgoMs: null, sentSeq: 0, ackedSeq: 0, unacked: 0, lagMs: null, bucketsOwned: 0 },
+];
+
+export const sampleDrain: DrainResult = { bucketsHandedOver: 341, entriesPushed: 5000, acked: true, durationMs: 1234 };
 
 export function matches(c: ConnView, f: ConnFilter): boolean {
   if (f.family !== undefined && c.family !== f.family) return false;
@@ -80,13 +115,15 @@ export class MemoryBackend implements ManagementBackend {
   /** Filters received, to check what the API edge handed over. */
   readonly seenFilters: ConnFilter[] = [];
   reloads: boolean[] = [];
+  /** When set, the backend is a cluster member with this status; otherwise cluster calls fail as on a single node. */
+  cluster: ClusterStatusView | undefined;
 
   constructor(connections: readonly ConnView[] = sampleConnections) {
     this.connections = [...connections];
   }
 
   status(): StatusView {
-    return { ...sampleStatus, connections: this.connections.length };
+    return { ...sampleStatus, connections: this.connections.length, ...(this.cluster ? { cluster: this.cluster } : {}) };
   }
 
   async *listConnections(filter: ConnFilter): AsyncIterable<ConnView> {
@@ -109,5 +146,30 @@ export class MemoryBackend implements ManagementBackend {
 
   stats(): StatsView {
     return sampleStats;
+  }
+
+  peers(): PeerView[] {
+    this.member();
+    return [...samplePeers];
+  }
+
+  setSyncMode(stateClass: StateClassName, mode: SyncModeName): SyncModeChange {
+    const cluster = this.member();
+    const key = stateClass === 'node' ? 'syncNode' : 'syncCommon';
+    const previous = cluster[key];
+    cluster[key] = mode;
+    return { stateClass, mode, previous };
+  }
+
+  async drain(): Promise<DrainResult> {
+    const cluster = this.member();
+    if (cluster.state !== 'active') throw new PreconditionError(`node 1 is ${cluster.state}, not active`);
+    cluster.state = 'draining';
+    return sampleDrain;
+  }
+
+  private member(): ClusterStatusView {
+    if (!this.cluster) throw new PreconditionError('this node is not a cluster member (no cluster section in its config)');
+    return this.cluster;
   }
 }

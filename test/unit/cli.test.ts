@@ -156,6 +156,7 @@ describe('syncwall CLI reading from a running management service', { concurrency
     assert.deepEqual(JSON.parse(json.stdout), {
       datapath: { pass_established: 123456, drop_out_of_window: 3, punt: '9223372036854775808' },
       controller: { punts_accepted: 40, reinject_errors: 0 },
+      cluster: {},
     });
   });
 });

@@ -46,6 +46,58 @@ export interface StatusView {
   rulesLoadedAt: string;
   connections: number;
   tableCapacity: number;
+  /** Present on a cluster member. */
+  cluster?: ClusterStatusView;
+}
+
+export type NodeStateName = 'joining' | 'active' | 'draining' | 'failed';
+export type StateClassName = 'node' | 'common';
+export type SyncModeName = 'on-demand' | 'periodic' | 'combined' | 'off';
+
+export interface ClusterStatusView {
+  clusterId: string;
+  nodeId: number;
+  state: NodeStateName;
+  /** load-sharing or standby */
+  mode: string;
+  /** k: backups per bucket */
+  backups: number;
+  syncNode: SyncModeName;
+  syncCommon: SyncModeName;
+  /** Nodes that own buckets now. */
+  members: number[];
+  bucketsOwned: number;
+  bucketsBackedUp: number;
+}
+
+export interface PeerView {
+  id: number;
+  address: string;
+  connected: boolean;
+  state: NodeStateName | 'unknown';
+  /** Random per process start of the peer ('' before its hello). */
+  incarnation: string;
+  lastHeartbeatAgoMs: number | null;
+  sentSeq: number;
+  ackedSeq: number;
+  unacked: number;
+  /** Age of the oldest unacked message: the sync lag. */
+  lagMs: number | null;
+  bucketsOwned: number;
+}
+
+export interface SyncModeChange {
+  stateClass: StateClassName;
+  mode: SyncModeName;
+  previous: SyncModeName;
+}
+
+export interface DrainResult {
+  bucketsHandedOver: number;
+  entriesPushed: number;
+  /** Every peer acknowledged the pushed entries and the hand-over in time. */
+  acked: boolean;
+  durationMs: number;
 }
 
 export interface StatsView {
@@ -53,6 +105,8 @@ export interface StatsView {
   datapath: Record<string, bigint>;
   /** Controller counters by name (e.g. punts_accepted, reinject_errors). */
   controller: Record<string, bigint>;
+  /** Cluster sync counters (empty on a single node). */
+  cluster: Record<string, bigint>;
 }
 
 export interface ReloadResult {
@@ -68,4 +122,10 @@ export interface ManagementBackend {
   deleteConnections(filter: ConnFilter): Promise<number>;
   reloadRules(recheck: boolean): Promise<ReloadResult>;
   stats(): StatsView;
+  /** Cluster peers; PreconditionError on a single node. */
+  peers(): PeerView[];
+  /** Switches a state class's sync mode at run time; PreconditionError on a single node. */
+  setSyncMode(stateClass: StateClassName, mode: SyncModeName): SyncModeChange;
+  /** Drains this node (trigger d); PreconditionError on a single node or when not active. */
+  drain(): Promise<DrainResult>;
 }

@@ -2,13 +2,17 @@
 // Every call has a deadline; replies come back as the backend's view types.
 import { resolve as resolvePath } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { ConnFilter, ConnView, ReloadResult, StatsView, StatusView } from './backend.js';
-import { connFromWire, reloadFromWire, statsFromWire, statusFromWire } from './convert.js';
+import type { ConnFilter, ConnView, DrainResult, PeerView, ReloadResult, StateClassName, StatsView, StatusView, SyncModeChange, SyncModeName } from './backend.js';
+import { connFromWire, drainFromWire, peerFromWire, reloadFromWire, statsFromWire, statusFromWire, syncModeChangeFromWire } from './convert.js';
 import {
   managementService,
   type WireConnection,
   type WireConnFilter,
   type WireDeleteConnectionsReply,
+  type WireDrainReply,
+  type WirePeersReply,
+  type WireSetSyncModeReply,
+  type WireSetSyncModeRequest,
   type WireReloadRulesReply,
   type WireReloadRulesRequest,
   type WireStatsReply,
@@ -24,6 +28,8 @@ export interface ClientOptions {
 
 const DEFAULT_CALL_TIMEOUT_MS = 10_000;
 const DEFAULT_LIST_TIMEOUT_MS = 300_000;
+/** A drain pushes a node's whole share of the table to its peers. */
+const DRAIN_TIMEOUT_MS = 120_000;
 
 /** A failed management call; `code` is the gRPC status (see exitCodeForStatus). */
 export class ManagementCallError extends Error {
@@ -88,11 +94,24 @@ export class ManagementClient {
     return statsFromWire(await this.unary<object, WireStatsReply>('Stats', {}));
   }
 
+  async peers(): Promise<PeerView[]> {
+    return (await this.unary<object, WirePeersReply>('Peers', {})).peers.map(peerFromWire);
+  }
+
+  async setSyncMode(stateClass: StateClassName, mode: SyncModeName): Promise<SyncModeChange> {
+    return syncModeChangeFromWire(await this.unary<WireSetSyncModeRequest, WireSetSyncModeReply>('SetSyncMode', { stateClass, mode }));
+  }
+
+  /** Drains the node; waits for the whole hand-over (longer deadline than other calls). */
+  async drain(): Promise<DrainResult> {
+    return drainFromWire(await this.unary<object, WireDrainReply>('Drain', {}, DRAIN_TIMEOUT_MS));
+  }
+
   close(): void {
     this.raw.close();
   }
 
-  private unary<Req, Res>(rpc: string, request: Req): Promise<Res> {
+  private unary<Req, Res>(rpc: string, request: Req, timeoutMs = this.callTimeoutMs): Promise<Res> {
     const method = methodOf<Req, Res>(rpc);
     return new Promise((resolve, reject) => {
       this.raw.makeUnaryRequest<Req, Res>(
@@ -101,7 +120,7 @@ export class ManagementClient {
         method.responseDeserialize,
         request,
         new grpc.Metadata(),
-        { deadline: Date.now() + this.callTimeoutMs },
+        { deadline: Date.now() + timeoutMs },
         (err, reply) => (err || reply === undefined ? reject(this.callError(rpc, err)) : resolve(reply)),
       );
     });

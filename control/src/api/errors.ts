@@ -15,6 +15,11 @@ export class InvalidArgumentError extends Error {
   }
 }
 
+/** The request is valid but the daemon's state does not allow it (e.g. a cluster command on a single node). */
+export class PreconditionError extends Error {
+  override name = 'PreconditionError';
+}
+
 export interface GrpcStatus {
   code: status;
   details: string;
@@ -26,6 +31,7 @@ export function grpcStatusFor(err: unknown): GrpcStatus {
   // A rules or config file on disk is invalid: the request was fine, the
   // daemon's state does not allow it. Details carry one problem per line.
   if (err instanceof ProblemsError) return { code: status.FAILED_PRECONDITION, details: err.message };
+  if (err instanceof PreconditionError) return { code: status.FAILED_PRECONDITION, details: err.message };
   return { code: status.INTERNAL, details: err instanceof Error ? err.message : String(err) };
 }
 

@@ -58,6 +58,57 @@ export interface WireStatusReply {
   rulesLoadedAt: string;
   connections: WireU64;
   tableCapacity: WireU64;
+  /** Absent (or null) on a single node. */
+  cluster?: WireClusterStatus | null;
+}
+
+export interface WireClusterStatus {
+  clusterId: string;
+  nodeId: number;
+  state: string;
+  mode: string;
+  backups: number;
+  syncNode: string;
+  syncCommon: string;
+  members: number[];
+  bucketsOwned: number;
+  bucketsBackedUp: number;
+}
+
+export interface WirePeer {
+  id: number;
+  address: string;
+  connected: boolean;
+  state: string;
+  incarnation: string;
+  lastHeartbeatAgoMs?: WireU64;
+  sentSeq: WireU64;
+  ackedSeq: WireU64;
+  unacked: WireU64;
+  lagMs?: WireU64;
+  bucketsOwned: number;
+}
+
+export interface WirePeersReply {
+  peers: WirePeer[];
+}
+
+export interface WireSetSyncModeRequest {
+  stateClass: string;
+  mode: string;
+}
+
+export interface WireSetSyncModeReply {
+  stateClass: string;
+  mode: string;
+  previous: string;
+}
+
+export interface WireDrainReply {
+  bucketsHandedOver: number;
+  entriesPushed: WireU64;
+  acked: boolean;
+  durationMs: WireU64;
 }
 
 export interface WireDeleteConnectionsReply {
@@ -76,4 +127,5 @@ export interface WireReloadRulesReply {
 export interface WireStatsReply {
   datapath: Record<string, WireU64>;
   controller: Record<string, WireU64>;
+  cluster: Record<string, WireU64>;
 }

@@ -5,11 +5,11 @@ import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../log.js';
 import type { ManagementBackend } from './backend.js';
-import { connToWire, reloadToWire, statsToWire, statusToWire } from './convert.js';
+import { connToWire, drainToWire, peerToWire, reloadToWire, statsToWire, statusToWire } from './convert.js';
 import { grpcStatusFor } from './errors.js';
-import { managementService, type WireConnFilter, type WireReloadRulesRequest } from './proto.js';
+import { managementService, type WireConnFilter, type WireReloadRulesRequest, type WireSetSyncModeRequest } from './proto.js';
 import { prepareSocketPath, restrictSocketMode, SocketPathError } from './socket-file.js';
-import { filterFromWire } from './validate.js';
+import { filterFromWire, syncModeFromWire } from './validate.js';
 
 /** How long close() lets in-flight calls (e.g. a long listing) finish before cutting them. */
 const SHUTDOWN_GRACE_MS = 2000;
@@ -60,6 +60,15 @@ function handlers(backend: ManagementBackend, log: Logger): grpc.UntypedServiceI
       return reloadToWire(result);
     }),
     Stats: unary(log, 'Stats', async () => statsToWire(backend.stats())),
+    Peers: unary(log, 'Peers', async () => ({ peers: backend.peers().map(peerToWire) })),
+    SetSyncMode: unary(log, 'SetSyncMode', async (req: WireSetSyncModeRequest) => {
+      const { stateClass, mode } = syncModeFromWire(req);
+      return backend.setSyncMode(stateClass, mode);
+    }),
+    Drain: unary(log, 'Drain', async () => {
+      log.info('drain requested');
+      return drainToWire(await backend.drain());
+    }),
   };
 }
 

@@ -1,9 +1,9 @@
 // Validation of request fields, done once where requests enter the daemon so
 // the backend can trust every ConnFilter it is handed.
 import { parsePrefix } from '../rules/addr.js';
-import type { ConnFilter } from './backend.js';
+import type { ConnFilter, StateClassName, SyncModeName } from './backend.js';
 import { InvalidArgumentError } from './errors.js';
-import type { WireConnFilter } from './proto.js';
+import type { WireConnFilter, WireSetSyncModeRequest } from './proto.js';
 
 const STATE_NAME = /^[a-z][a-z0-9_]*$/;
 
@@ -40,4 +40,15 @@ function checkPrefix(text: string, family: 4 | 6 | undefined): void {
   if (family !== undefined && family !== prefix.family) {
     throw new InvalidArgumentError('addr', `${text} is IPv${prefix.family} but family is ${family}`);
   }
+}
+
+const STATE_CLASSES: readonly StateClassName[] = ['node', 'common'];
+const SYNC_MODES: readonly SyncModeName[] = ['on-demand', 'periodic', 'combined', 'off'];
+
+export function syncModeFromWire(w: WireSetSyncModeRequest): { stateClass: StateClassName; mode: SyncModeName } {
+  const stateClass = STATE_CLASSES.find((c) => c === w.stateClass);
+  if (!stateClass) throw new InvalidArgumentError('state_class', `must be ${STATE_CLASSES.join(' or ')}, got ${JSON.stringify(w.stateClass)}`);
+  const mode = SYNC_MODES.find((m) => m === w.mode);
+  if (!mode) throw new InvalidArgumentError('mode', `must be ${SYNC_MODES.join(', ')}, got ${JSON.stringify(w.mode)}`);
+  return { stateClass, mode };
 }

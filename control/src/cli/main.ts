@@ -2,6 +2,7 @@
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { SYNCWALL_VERSION } from '../install-files.js';
+import { formatDrain, formatPeers, formatSyncModeChange } from './cluster.js';
 import { filterFromArgs, flushConnections, listConnections, withFilterOptions } from './conns.js';
 import { certCommands } from './cert.js';
 import { reportingFailures } from './failure.js';
@@ -74,6 +75,37 @@ await yargs(hideBin(process.argv))
     reportingFailures('stats', (argv) => withClient(argv, async (client) => write(formatStats(await client.stats(), argv.json)))),
   )
   .command('cert', 'create the cluster CA and node certificates for peer sync (local files)', (y) => certCommands(y))
+  .command(
+    'peers',
+    'show the cluster peers: state, connection, incarnation, sync lag, unacked messages',
+    (y) => withJson(y),
+    reportingFailures('peers', (argv) => withClient(argv, async (client) => write(formatPeers(await client.peers(), argv.json)))),
+  )
+  .command('sync', 'cluster state sync', (y) =>
+    y
+      .command(
+        'mode <class> <mode>',
+        'switch the sync mode of a state class at run time',
+        (y) =>
+          withJson(y)
+            .positional('class', { choices: ['node', 'common'] as const, demandOption: true, describe: 'node-specific or common state' })
+            .positional('mode', { choices: ['on-demand', 'periodic', 'combined', 'off'] as const, demandOption: true }),
+        reportingFailures('sync mode', (argv) =>
+          withClient(argv, async (client) => write(formatSyncModeChange(await client.setSyncMode(argv.class, argv.mode), argv.json))),
+        ),
+      )
+      .demandCommand(1, 'give a subcommand: mode'),
+  )
+  .command('node', 'this cluster node', (y) =>
+    y
+      .command(
+        'drain',
+        'hand this node\'s buckets and their connections to the other nodes, then stop forwarding',
+        (y) => withJson(y),
+        reportingFailures('node drain', (argv) => withClient(argv, async (client) => write(formatDrain(await client.drain(), argv.json)))),
+      )
+      .demandCommand(1, 'give a subcommand: drain'),
+  )
   .command('version', 'print the CLI version', {}, reportingFailures('version', () => write(`syncwall ${SYNCWALL_VERSION}\n`)))
   .demandCommand(1, 'give a command')
   .strict()

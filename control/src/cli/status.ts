@@ -1,5 +1,6 @@
 // `syncwall status` and `syncwall stats`: one reply each, table or JSON.
 import type { StatsView, StatusView } from '../api/backend.js';
+import { clusterStatusRows } from './cluster.js';
 import { formatDuration, formatTable, toJson } from './output.js';
 
 export function formatStatus(s: StatusView, json: boolean): string {
@@ -12,6 +13,7 @@ export function formatStatus(s: StatusView, json: boolean): string {
       ['uptime', formatDuration(s.uptimeMs)],
       ['rules', `${s.ruleCount} from ${s.rulesFile}, loaded ${s.rulesLoadedAt}`],
       ['connections', `${s.connections} of ${s.tableCapacity}`],
+      ...(s.cluster ? clusterStatusRows(s.cluster) : []),
     ],
     { headers: false },
   );
@@ -30,6 +32,6 @@ export function formatStats(s: StatsView, json: boolean): string {
       .map((name) => [scope, name, String(counters[name])]);
   return formatTable(
     [{ header: 'SCOPE' }, { header: 'COUNTER' }, { header: 'VALUE', align: 'right' }],
-    [...rows('datapath', s.datapath), ...rows('controller', s.controller)],
+    [...rows('datapath', s.datapath), ...rows('controller', s.controller), ...rows('cluster', s.cluster)],
   );
 }

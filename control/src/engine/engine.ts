@@ -2,13 +2,20 @@
 // pipeline and the expiry sweeper over the live data plane, and answers the
 // management API.
 import type {
+  ClusterStatusView,
   ConnFilter,
   ConnView,
+  DrainResult,
   ManagementBackend,
+  PeerView,
   ReloadResult,
+  StateClassName,
   StatsView,
   StatusView,
+  SyncModeChange,
+  SyncModeName,
 } from '../api/backend.js';
+import { PreconditionError } from '../api/errors.js';
 import { FLOW_KEY_SIZE, flowEntry, flowKey, recordType, stateEvent } from '../bpf/codec.js';
 import { ConnTable } from '../bpf/conn-table.js';
 import { readCounters } from '../bpf/counters.js';
@@ -42,6 +49,22 @@ export interface EngineSettings {
 
 export const monotonicNs = (): bigint => process.hrtime.bigint();
 
+/** What the engine needs from cluster sync (cluster/cluster-node.ts) when the node is a cluster member. */
+export interface EngineCluster {
+  /** An EV_FLOW_MISS punt record (valid during the call). */
+  onFlowMiss(buf: Uint8Array, off: number): void;
+  /** End of a punt-ring batch. */
+  flushFlowMisses(): void;
+  status(): ClusterStatusView;
+  peers(): PeerView[];
+  setSyncMode(stateClass: StateClassName, mode: SyncModeName): SyncModeName;
+  drain(timeoutMs: number): Promise<DrainResult>;
+  counters(): Record<string, bigint>;
+}
+
+/** Bound of a drain asked for through the management API. */
+const DRAIN_TIMEOUT_MS = 60_000;
+
 export class Engine implements ManagementBackend {
   readonly events = new FlowEventFeed();
   readonly counters = new ControllerStats();
@@ -56,6 +79,7 @@ export class Engine implements ManagementBackend {
   private readonly eventRing: RingBufferConsumer;
   private readonly interfaces: Map<number, IngressInterface>;
   private readonly startedAt = Date.now();
+  private cluster: EngineCluster | undefined;
 
   constructor(dp: Datapath, rules: RulesHolder, settings: EngineSettings, log: Logger) {
     this.dp = dp;
@@ -93,9 +117,14 @@ export class Engine implements ManagementBackend {
       size: dp.puntRingSize,
       budget: settings.ringBudget,
       onRecord: (buf, off) => {
-        if (recordType(buf, off) === EventType.EV_PUNT) this.pipeline.onPunt(buf, off);
+        const type = recordType(buf, off);
+        if (type === EventType.EV_PUNT) this.pipeline.onPunt(buf, off);
+        else if (type === EventType.EV_FLOW_MISS) this.cluster?.onFlowMiss(buf, off);
       },
-      onBatchEnd: () => this.pipeline.flush(),
+      onBatchEnd: () => {
+        this.pipeline.flush();
+        this.cluster?.flushFlowMisses();
+      },
       onError: (err) => log.error({ err }, 'punt ring consumer failed'),
     });
     this.eventRing = new RingBufferConsumer({
@@ -108,6 +137,11 @@ export class Engine implements ManagementBackend {
       },
       onError: (err) => log.error({ err }, 'event ring consumer failed'),
     });
+  }
+
+  /** Makes this a cluster member: flow misses go to cluster sync, which also answers the cluster API calls. */
+  attachCluster(cluster: EngineCluster): void {
+    this.cluster = cluster;
   }
 
   start(): void {
@@ -135,7 +169,21 @@ export class Engine implements ManagementBackend {
       rulesLoadedAt: active.loadedAt.toISOString(),
       connections: this.table.count(),
       tableCapacity: this.dp.capacity,
+      ...(this.cluster ? { cluster: this.cluster.status() } : {}),
     };
+  }
+
+  peers(): PeerView[] {
+    return this.clustered().peers();
+  }
+
+  setSyncMode(stateClass: StateClassName, mode: SyncModeName): SyncModeChange {
+    const previous = this.clustered().setSyncMode(stateClass, mode);
+    return { stateClass, mode, previous };
+  }
+
+  drain(): Promise<DrainResult> {
+    return this.clustered().drain(DRAIN_TIMEOUT_MS);
   }
 
   async *listConnections(filter: ConnFilter): AsyncIterable<ConnView> {
@@ -178,7 +226,12 @@ export class Engine implements ManagementBackend {
   }
 
   stats(): StatsView {
-    return { datapath: readCounters(this.dp.countersFd), controller: this.counters.snapshot() };
+    return { datapath: readCounters(this.dp.countersFd), controller: this.counters.snapshot(), cluster: this.cluster?.counters() ?? {} };
+  }
+
+  private clustered(): EngineCluster {
+    if (!this.cluster) throw new PreconditionError('this node is not a cluster member (no cluster section in its config)');
+    return this.cluster;
   }
 
   private async removeWhere(

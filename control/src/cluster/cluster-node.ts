@@ -1,0 +1,388 @@
+// One node of a syncwall cluster: ties the transport, membership, ownership,
+// replication, state requests and flow fetches together and drives the
+// life cycle (docs/CLUSTER.md):
+//
+//   joining  — owns nothing; asks the active peers for common state and the
+//              buckets it will own or back up (trigger c), installs them
+//   active   — owns its share of buckets; replicates (trigger a); on every
+//              membership change rewrites the owner array first (that is
+//              the whole failover), then re-replicates (trigger b)
+//   draining — pushes its buckets to the nodes taking over, waits for their
+//              acks, hands over, stops forwarding (trigger d)
+//
+// Flow misses of owned buckets are fetched from peers (trigger e).
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { ClusterStatusView, DrainResult, PeerView } from '../api/backend.js';
+import { PreconditionError } from '../api/errors.js';
+import type { ConnTable } from '../bpf/conn-table.js';
+import type { FrameInjector } from '../bpf/inject.js';
+import type { ClusterConfig } from '../config/schema.js';
+import type { FlowEventFeed } from '../engine/flow-events.js';
+import type { Logger } from '../log.js';
+import { ClusterStats } from './cluster-stats.js';
+import { ClusterMaps, interfaceMac, type ClusterMapFds } from './datapath-cluster.js';
+import { FlowFetcher, realClock } from './flow-fetch.js';
+import { Membership } from './membership.js';
+import { computeOwnership, type Ownership } from './ownership.js';
+import { ReplicaStore } from './replica-store.js';
+import { Replicator } from './replicator.js';
+import { StateServer } from './state-server.js';
+import { SyncModes } from './sync-modes.js';
+import { PeerTransport, type TransportEvents, type TransportOptions } from './transport.js';
+import type { FlowRecord, NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
+
+/** The part of PeerTransport the node uses (a test can run nodes over an in-process transport). */
+export type Transport = Pick<PeerTransport, 'start' | 'stop' | 'setLocalState' | 'send' | 'waitAcked' | 'peers' | 'stats'>;
+
+export interface ClusterNodeDeps {
+  config: ClusterConfig;
+  /** Attached interfaces: cluster addresses are answered on them, their MACs go to sw_ifaces. */
+  interfaces: readonly { name: string; ifindex: number }[];
+  maps: ClusterMapFds;
+  table: ConnTable;
+  injector: FrameInjector;
+  events: FlowEventFeed;
+  log: Logger;
+  monotonicNs(): bigint;
+  lastSeenGranularityNs: bigint;
+  /** Entries per table batch. */
+  chunk: number;
+  transport?: (opts: TransportOptions, events: TransportEvents) => Transport;
+}
+
+/** How long a joining node waits for its bulk answers before it becomes active anyway. */
+const JOIN_TIMEOUT_MS = 60_000;
+/** Held packets of flows being fetched, and how long they are held. */
+const FETCH_MAX_HELD = 1024;
+const FETCH_HOLD_MS = 50;
+const FETCH_ESCALATE_MS = 10;
+/** Changed flows queued between on-demand flushes. */
+const QUEUE_CAPACITY = 8192;
+
+export class ClusterNode {
+  readonly stats = new ClusterStats();
+  private readonly d: ClusterNodeDeps;
+  private readonly cfg: ClusterConfig;
+  private readonly log: Logger;
+  private readonly membership: Membership;
+  private readonly modes: SyncModes;
+  private readonly transport: Transport;
+  private readonly maps: ClusterMaps;
+  private readonly replicas: ReplicaStore;
+  private readonly replicator: Replicator;
+  private readonly server: StateServer;
+  private readonly fetcher: FlowFetcher;
+  private ownership: Ownership;
+  /** While draining: the ownership that takes over (its groups get updates too). */
+  private drainTarget: Ownership | undefined;
+  private requestIds = 0;
+  /** Join requests waiting for their last bulk answer: requestId → peer and completion. */
+  private readonly joinWaits = new Map<number, { peer: number; done: () => void }>();
+  /** Peers that fetched a bucket set from us while joining, and when: later re-replication sends them only what changed since. */
+  private readonly servedJoins = new Map<number, bigint>();
+  private periodic: NodeJS.Timeout | undefined;
+  private passRunning: Promise<void> | undefined;
+  private stopped = false;
+
+  constructor(deps: ClusterNodeDeps) {
+    this.d = deps;
+    this.cfg = deps.config;
+    this.log = deps.log.child({ cluster: deps.config.id, node: deps.config.nodeId });
+    const self = this.cfg.nodeId;
+    this.membership = new Membership(self, this.cfg.peers.map((p) => p.id));
+    this.modes = new SyncModes({ node: this.cfg.sync.node, common: this.cfg.sync.common });
+    this.ownership = computeOwnership([], this.cfg.mode, this.cfg.backups);
+    this.maps = new ClusterMaps(deps.maps);
+    const send = (to: number, payload: SyncPayload): number => this.transport.send(to, payload);
+    const current = (): Ownership => this.ownership;
+    this.replicas = new ReplicaStore({
+      table: deps.table,
+      ownsBucket: (b) => this.ownership.owner[b] === self,
+      stats: this.stats,
+      monotonicNs: deps.monotonicNs,
+      chunk: deps.chunk,
+    });
+    this.replicator = new Replicator({
+      table: deps.table,
+      view: { selfId: self, current, next: () => this.drainTarget, livePeers: () => this.membership.livePeers() },
+      modes: this.modes,
+      send,
+      stats: this.stats,
+      log: this.log,
+      monotonicNs: deps.monotonicNs,
+      lastSeenGranularityNs: deps.lastSeenGranularityNs,
+      chunk: deps.chunk,
+      queueCapacity: QUEUE_CAPACITY,
+    });
+    this.server = new StateServer({ table: deps.table, selfId: self, current, send, stats: this.stats, monotonicNs: deps.monotonicNs, chunk: deps.chunk });
+    this.fetcher = new FlowFetcher({
+      selfId: self,
+      current,
+      livePeers: () => this.membership.livePeers(),
+      send,
+      nextRequestId: () => ++this.requestIds,
+      install: (records) => this.replicas.install(records),
+      reinject: (frame, ifindex) => deps.injector.reinject(frame, ifindex),
+      stats: this.stats,
+      log: this.log,
+      clock: realClock,
+      maxHeld: FETCH_MAX_HELD,
+      holdMs: FETCH_HOLD_MS,
+      escalateMs: FETCH_ESCALATE_MS,
+    });
+    const transportOptions: TransportOptions = {
+      clusterId: this.cfg.id,
+      nodeId: self,
+      incarnation: randomBytes(8).toString('hex'),
+      listen: this.cfg.listen,
+      peers: this.cfg.peers,
+      tls: { ca: readFileSync(this.cfg.tls.ca), cert: readFileSync(this.cfg.tls.cert), key: readFileSync(this.cfg.tls.key) },
+      heartbeatMs: this.cfg.heartbeatMs,
+      failureTimeoutMs: this.cfg.failureTimeoutMs,
+      log: this.log,
+    };
+    const events: TransportEvents = {
+      peerState: (id, state, incarnation) => this.onPeerState(id, state, incarnation),
+      message: (from, payload) => this.onMessage(from, payload),
+    };
+    this.transport = (deps.transport ?? ((o, e) => new PeerTransport(o, e)))(transportOptions, events);
+    deps.events.subscribe(this.replicator);
+  }
+
+  /**
+   * Fills the cluster maps (owning nothing yet), starts the transport, joins
+   * and becomes active. Resolves once active.
+   */
+  async start(): Promise<void> {
+    this.maps.writeOwners(this.ownership.owner);
+    const onIface = new Map(this.d.interfaces.map((i) => [i.name, i.ifindex]));
+    this.maps.writeAddresses(this.cfg.addresses.map((a) => ({ ifindex: onIface.get(a.interface)!, address: a.address })));
+    this.maps.writeInterfaces(this.d.interfaces.map((i) => ({ ifindex: i.ifindex, mac: interfaceMac(i.name) })));
+    this.transport.setLocalState('joining');
+    await this.transport.start();
+    this.log.info({ listen: this.cfg.listen, peers: this.cfg.peers.length, mac: this.cfg.mac }, 'cluster sync started; joining');
+    await this.waitForPeers();
+    if (this.stopped) return;
+    await this.join();
+    if (this.stopped) return;
+    this.membership.setSelfState('active');
+    this.transport.setLocalState('active');
+    this.applyMembership();
+    this.periodic = setInterval(() => this.runPeriodicPass(), this.cfg.sync.periodicIntervalMs);
+    this.log.info({ members: this.ownership.members, owned: this.ownership.ownedCount(this.cfg.nodeId) }, 'cluster node active');
+  }
+
+  /** An EV_FLOW_MISS record from the punt ring (valid during the call). */
+  onFlowMiss(buf: Uint8Array, off: number): void {
+    this.fetcher.onMiss(buf, off);
+  }
+
+  /** End of a punt-ring batch: send the flow requests gathered. */
+  flushFlowMisses(): void {
+    this.fetcher.flush();
+  }
+
+  status(): ClusterStatusView {
+    const self = this.cfg.nodeId;
+    return {
+      clusterId: this.cfg.id,
+      nodeId: self,
+      state: this.membership.state,
+      mode: this.cfg.mode,
+      backups: this.cfg.backups,
+      syncNode: this.modes.get('node'),
+      syncCommon: this.modes.get('common'),
+      members: [...this.ownership.members],
+      bucketsOwned: this.ownership.ownedCount(self),
+      bucketsBackedUp: this.ownership.backedUpCount(self),
+    };
+  }
+
+  peers(): PeerView[] {
+    return this.transport.peers().map((p) => ({ ...p, bucketsOwned: this.ownership.ownedCount(p.id) }));
+  }
+
+  setSyncMode(cls: StateClass, mode: SyncMode): SyncMode {
+    const previous = this.modes.set(cls, mode);
+    this.log.info({ class: cls, mode, previous }, 'sync mode changed');
+    return previous;
+  }
+
+  /** Cluster and transport counters (transport ones prefixed transport_). */
+  counters(): Record<string, bigint> {
+    const out = this.stats.snapshot();
+    for (const [name, value] of Object.entries(this.transport.stats())) out[`transport_${name}`] = value;
+    return out;
+  }
+
+  /**
+   * Trigger d: pushes the entries of the buckets this node owns to the nodes
+   * taking them over, waits for their acks, hands the buckets over and stops
+   * forwarding. The node stays up, draining, owning nothing.
+   */
+  async drain(timeoutMs: number): Promise<DrainResult> {
+    if (this.membership.state !== 'active') throw new PreconditionError(`node ${this.cfg.nodeId} is ${this.membership.state}, not active`);
+    const started = performance.now();
+    const deadline = started + timeoutMs;
+    const remaining = (): number => Math.max(0, deadline - performance.now());
+    this.membership.setSelfState('draining');
+    this.transport.setLocalState('draining');
+    const before = this.ownership;
+    this.drainTarget = computeOwnership(this.membership.membersWithoutSelf(), this.cfg.mode, this.cfg.backups);
+    const pushedBefore = this.stats.get('entries_rereplicated');
+    const lastSeq = await this.replicator.rereplicate(before, this.drainTarget);
+    this.replicator.flush();
+    let acked = await this.allAcked(lastSeq, remaining());
+    const owned = before.ownedCount(this.cfg.nodeId);
+    const buckets = Array.from(before.owner.keys()).filter((b) => before.owner[b] === this.cfg.nodeId);
+    const handovers = new Map<number, number>();
+    for (const peer of this.membership.livePeers()) handovers.set(peer, this.transport.send(peer, { kind: 'handover', buckets }));
+    this.stats.add('handovers_sent', handovers.size);
+    acked = (await this.allAcked(handovers, remaining())) && acked;
+    this.membership.selfHandOver();
+    this.drainTarget = undefined;
+    this.applyMembership();
+    const result = {
+      bucketsHandedOver: owned,
+      entriesPushed: this.stats.get('entries_rereplicated') - pushedBefore,
+      acked,
+      durationMs: Math.round(performance.now() - started),
+    };
+    this.log.info(result, 'drained: buckets handed over');
+    return result;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.periodic);
+    await this.passRunning;
+    for (const wait of this.joinWaits.values()) wait.done();
+    this.replicator.close();
+    this.fetcher.close();
+    await this.transport.stop();
+  }
+
+  /** Waits until every configured peer has announced itself, or a few failure timeouts. */
+  private async waitForPeers(): Promise<void> {
+    const until = performance.now() + Math.max(2000, 5 * this.cfg.failureTimeoutMs);
+    while (!this.stopped && !this.membership.allPeersHeard() && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, this.cfg.heartbeatMs));
+    }
+  }
+
+  /** Trigger c: bulk state from every active peer for what this node will own or back up. */
+  private async join(): Promise<void> {
+    const peers = this.membership.activePeers();
+    if (peers.length === 0) return;
+    const future = computeOwnership(this.membership.membersWithSelf(), this.cfg.mode, this.cfg.backups);
+    const buckets = future.bucketsServedBy(this.cfg.nodeId);
+    const answers = peers.map((peer) => {
+      const requestId = ++this.requestIds;
+      const answered = new Promise<void>((done) => this.joinWaits.set(requestId, { peer, done }));
+      this.transport.send(peer, { kind: 'request', requestId, common: true, buckets });
+      this.stats.add('join_requests_sent');
+      return answered;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), JOIN_TIMEOUT_MS)));
+    const late = await Promise.race([Promise.all(answers).then(() => false), timedOut]);
+    clearTimeout(timer);
+    if (late) {
+      this.stats.add('join_timeouts');
+      this.log.warn({ waitingFor: [...this.joinWaits.values()].map((w) => w.peer) }, 'join: not every peer answered in time; going active');
+      this.joinWaits.clear();
+    }
+    this.log.info({ peers, buckets: buckets.length, received: this.stats.get('bulk_entries_received') }, 'join: state received');
+  }
+
+  private onPeerState(id: number, state: NodeState, incarnation: string): void {
+    const change = this.membership.peerState(id, state, incarnation);
+    if (change.restarted) {
+      this.servedJoins.delete(id);
+      this.log.info({ peer: id, incarnation }, 'peer restarted');
+    }
+    if (state === 'failed') {
+      // A join answer that will never come.
+      for (const [requestId, wait] of this.joinWaits) {
+        if (wait.peer !== id) continue;
+        this.joinWaits.delete(requestId);
+        wait.done();
+      }
+    }
+    if (change.membersChanged) {
+      this.log.info({ peer: id, state }, 'membership changed');
+      this.applyMembership();
+    }
+  }
+
+  private onMessage(from: number, payload: SyncPayload): void {
+    switch (payload.kind) {
+      case 'entries':
+        this.stats.add('entries_received', payload.entries.length);
+        this.replicas.install(payload.entries);
+        return;
+      case 'removes':
+        this.stats.add('removes_received', payload.keys.length);
+        this.replicas.remove(payload.keys);
+        return;
+      case 'request':
+        if (payload.buckets) this.servedJoins.set(from, this.d.monotonicNs());
+        this.server.answer(from, payload).catch((err: unknown) => this.log.error({ err, peer: from }, 'answering a state request failed'));
+        return;
+      case 'bulk':
+        if (this.fetcher.onBulk(from, payload.requestId, payload.entries, payload.last)) return;
+        this.onJoinBulk(from, payload.requestId, payload.entries, payload.last);
+        return;
+      case 'handover':
+        this.stats.add('handovers_received');
+        this.log.info({ peer: from, buckets: payload.buckets.length }, 'peer handed its buckets over');
+        if (this.membership.peerHandedOver(from)) this.applyMembership();
+        return;
+    }
+  }
+
+  private onJoinBulk(from: number, requestId: number, entries: FlowRecord[], last: boolean): void {
+    const wait = this.joinWaits.get(requestId);
+    if (!wait || wait.peer !== from) return;
+    this.stats.add('bulk_entries_received', entries.length);
+    this.replicas.install(entries);
+    if (!last) return;
+    this.joinWaits.delete(requestId);
+    wait.done();
+  }
+
+  /**
+   * Recomputes ownership from the members; if it changed, writes the owner
+   * array at once (backups take over with this single write), then sends
+   * each bucket's entries to the nodes its group gained.
+   */
+  private applyMembership(): void {
+    const members = this.membership.members();
+    if (members.join() === this.ownership.members.join()) return;
+    const before = this.ownership;
+    const after = computeOwnership(members, this.cfg.mode, this.cfg.backups);
+    this.maps.writeOwners(after.owner);
+    this.ownership = after;
+    this.stats.add('ownership_changes');
+    const self = this.cfg.nodeId;
+    this.log.info({ members, owned: after.ownedCount(self), backedUp: after.backedUpCount(self) }, 'bucket ownership changed');
+    if (this.membership.state !== 'active') return;
+    const served = new Map([...this.servedJoins].filter(([peer]) => members.includes(peer)));
+    for (const peer of served.keys()) this.servedJoins.delete(peer);
+    this.replicator.rereplicate(before, after, served).catch((err: unknown) => this.log.error({ err }, 're-replication failed'));
+  }
+
+  private runPeriodicPass(): void {
+    if (this.passRunning || this.stopped) return;
+    this.passRunning = this.replicator
+      .periodicPass()
+      .catch((err: unknown) => this.log.error({ err }, 'periodic sync pass failed'))
+      .finally(() => (this.passRunning = undefined));
+  }
+
+  private async allAcked(lastSeq: ReadonlyMap<number, number>, timeoutMs: number): Promise<boolean> {
+    const results = await Promise.all([...lastSeq].map(([peer, seq]) => this.transport.waitAcked(peer, seq, timeoutMs)));
+    return results.every(Boolean);
+  }
+}
