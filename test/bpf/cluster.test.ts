@@ -222,8 +222,8 @@ describe('cluster neighbour-discovery responder', () => {
   const solicitedNode = 'ff02::1:ff00:1';
   const solicitedNodeMac = '33:33:ff:00:00:01';
 
-  function solicitation(src: string, targetAddr: Uint8Array, opts: { hopLimit?: number; withSourceLl?: boolean } = {}): Uint8Array {
-    const option = opts.withSourceLl === false ? [] : [1, 1, ...macBytes(REQUESTER_MAC)];
+  function solicitation(src: string, targetAddr: Uint8Array, opts: { hopLimit?: number; withSourceLl?: boolean; nonce?: boolean } = {}): Uint8Array {
+    const option = [...(opts.withSourceLl === false ? [] : [1, 1, ...macBytes(REQUESTER_MAC)]), ...(opts.nonce ? [14, 1, 1, 2, 3, 4, 5, 6] : [])];
     return buildFrame({
       eth: { src: REQUESTER_MAC, dst: solicitedNodeMac },
       ip: { version: 6, src, dst: solicitedNode, hopLimit: opts.hopLimit ?? 255 },
@@ -256,6 +256,11 @@ describe('cluster neighbour-discovery responder', () => {
     // the solicitation had no option: the frame grew to the advertisement's size
     assert.deepEqual(r.out, advertisement('ff02::1', '33:33:00:00:00:01', 0xa0000000), showPacket(r.out));
     assertChecksumValid(r.out);
+  });
+
+  it('drops options of the solicitation it does not answer with (RFC 3971 nonce): the frame shrinks', () => {
+    const r = check(dp, { description: 'NS with a nonce option', frame: solicitation(requester, target, { nonce: true }), verdict: XDP_TX, counters: { CNT_CLUSTER_ARP_REPLY: 1 } });
+    assert.deepEqual(r.out, advertisement(requester, REQUESTER_MAC, 0xe0000000), showPacket(r.out));
   });
 
   it('passes other neighbour discovery to the stack untouched', () => {
