@@ -57,12 +57,15 @@ struct nd_msg {
 /* A solicitation without its options. */
 #define ND_NS_LEN (sizeof(struct nd_msg) - 8)
 
-/* Looks up whether the cluster answers for addr on ifindex. */
-static __always_inline int is_cluster_addr(const __u8 *addr, __u32 len, __u8 family, __u32 ifindex)
+/* Looks up whether the cluster answers for addr (4 or 16 bytes by family) on ifindex. */
+static __always_inline int is_cluster_addr(const __u8 *addr, __u8 family, __u32 ifindex)
 {
 	struct cluster_addr key = {};
 
-	__builtin_memcpy(key.addr, addr, len == 4 ? 4 : 16);
+	if (family == SW_FAMILY_V4)
+		__builtin_memcpy(key.addr, addr, 4);
+	else
+		__builtin_memcpy(key.addr, addr, 16);
 	key.ifindex = ifindex;
 	key.family = family;
 	return bpf_map_lookup_elem(&sw_cluster_addrs, &key) != NULL;
@@ -84,7 +87,7 @@ static __always_inline int cluster_answer_arp(struct xdp_md *ctx, const struct p
 	if (arp->htype != ARPHRD_ETHER_BE || arp->ptype != bpf_htons(ETH_P_IP) ||
 	    arp->hlen != ETH_ALEN || arp->plen != 4 || arp->oper != ARPOP_REQUEST_BE)
 		return 0;
-	if (!is_cluster_addr(arp->tpa, 4, SW_FAMILY_V4, ifindex))
+	if (!is_cluster_addr(arp->tpa, SW_FAMILY_V4, ifindex))
 		return 0;
 	iface = bpf_map_lookup_elem(&sw_ifaces, &ifindex);
 	if (!iface)
@@ -150,7 +153,7 @@ static __always_inline int cluster_answer_ns(struct xdp_md *ctx, const struct pa
 		return 0;
 	if ((void *)ns + ND_NS_LEN > data_end)
 		return 0;
-	if (!is_cluster_addr(ns->target, 16, SW_FAMILY_V6, ifindex))
+	if (!is_cluster_addr(ns->target, SW_FAMILY_V6, ifindex))
 		return 0;
 	iface = bpf_map_lookup_elem(&sw_ifaces, &ifindex);
 	if (!iface)
