@@ -41,7 +41,7 @@ export interface ClusterNodeDeps {
   interfaces: readonly { name: string; ifindex: number }[];
   maps: ClusterMapFds;
   table: ConnTable;
-  injector: FrameInjector;
+  injector: Pick<FrameInjector, 'reinject'>;
   events: FlowEventFeed;
   log: Logger;
   monotonicNs(): bigint;
