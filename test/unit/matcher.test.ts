@@ -126,3 +126,12 @@ test('equal prefixes written differently, and /0, are the same condition', () =>
 test('an empty rule set drops everything', () => {
   assert.equal(matcherFor('# nothing\n')({ src: '10.0.0.1', dst: '10.0.0.2' }), undefined);
 });
+
+test('an address that differs from a lone host prefix only inside a run of bytes shared by no other prefix does not match', () => {
+  const m = matcherFor('accept to 2001:db8::1:0:0:5\naccept proto udp to 10.1.2.3');
+  assert.equal(m({ src: '2001:db8::9', dst: '2001:db8::1:0:0:5' }), 1);
+  assert.equal(m({ src: '2001:db8::9', dst: '2001:db8::5' }), undefined);
+  assert.equal(m({ src: '2001:db8::9', dst: '2001:db9::1:0:0:5' }), undefined);
+  assert.equal(m({ proto: 17, src: '10.0.0.1', dst: '10.1.2.3' }), 2);
+  assert.equal(m({ proto: 17, src: '10.0.0.1', dst: '10.9.2.3' }), undefined);
+});
