@@ -5,7 +5,14 @@
 // of the queries are built to hit a random rule, half are random flows that
 // mostly fall through to the implicit drop (the most expensive case).
 //
-//   node --import tsx bench/rules-bench.ts
+// Rates are decisions per second of this process's CPU time, and the three
+// sizes are measured in alternating rounds (best round kept): on a shared
+// machine, time spent descheduled or a load burst during one size would
+// otherwise skew the ratios.
+//
+//   node --import tsx bench/rules-bench.ts [--json]
+//
+// --json prints [{ rules, decisionsPerSec, ratio }, ...] instead of the table.
 
 import { compileMatcher } from '../control/src/rules/matcher.js';
 import { parseRules } from '../control/src/rules/parser.js';
@@ -128,41 +135,59 @@ function randomQuery(family: 4 | 6): FlowQuery {
   };
 }
 
-/** Decisions per second over about a second, after a warm-up. */
-function run(matcher: Matcher, queries: FlowQuery[], ns: bigint): { rate: number; hits: number } {
+const cpuMs = (): number => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
+
+/** Decisions per CPU second over `ms` of CPU time. */
+function run(matcher: Matcher, queries: FlowQuery[], ms: number): { rate: number; hits: number } {
   let hits = 0;
   let n = 0;
-  const start = process.hrtime.bigint();
-  let elapsed = 0n;
-  while (elapsed < ns) {
+  const start = cpuMs();
+  let elapsed = 0;
+  while (elapsed < ms) {
     for (let i = 0; i < 50_000; i++, n++) if (matcher.match(queries[n & (queries.length - 1)]!)) hits++;
-    elapsed = process.hrtime.bigint() - start;
+    elapsed = cpuMs() - start;
   }
-  return { rate: n / (Number(elapsed) / 1e9), hits: hits / n };
+  return { rate: n / (elapsed / 1000), hits: hits / n };
 }
 
-/**
- * Best of three one-second rounds after a warm-up long enough for the JIT's
- * top tier: the machine is shared, and the best round is the least disturbed.
- */
-function measure(matcher: Matcher, queries: FlowQuery[]): { rate: number; hits: number } {
-  run(matcher, queries, 500_000_000n);
-  const rounds = [0, 1, 2].map(() => run(matcher, queries, 1_000_000_000n));
-  return rounds.reduce((a, b) => (b.rate > a.rate ? b : a));
+interface Case {
+  count: number;
+  compileMs: number;
+  matcher: Matcher;
+  queries: FlowQuery[];
+  best: { rate: number; hits: number };
 }
 
-const rows: string[][] = [['rules', 'compile ms', 'decisions/s', 'matched', 'ratio to 10']];
-let baseline = 0;
-for (const count of [10, 1_000, 10_000]) {
+const cases: Case[] = [10, 1_000, 10_000].map((count) => {
   const generated = Array.from({ length: count }, generateRule);
   const text = generated.map((g) => g.line).join('\n');
   const t0 = performance.now();
   const matcher = compileMatcher(parseRules(text, 'bench.conf'));
   const compileMs = performance.now() - t0;
   const queries = Array.from({ length: 8192 }, (_, i) => (i % 2 === 0 ? pick(generated).hit() : randomQuery(rand() < 0.75 ? 4 : 6)));
-  const { rate, hits } = measure(matcher, queries);
-  baseline ||= rate;
-  rows.push([String(count), compileMs.toFixed(0), Math.round(rate).toLocaleString('en-US'), `${(hits * 100).toFixed(0)}%`, (rate / baseline).toFixed(2)]);
+  return { count, compileMs, matcher, queries, best: { rate: 0, hits: 0 } };
+});
+// A warm-up long enough for the JIT's top tier, then five rounds of each
+// size in turn; the best round is the least disturbed.
+for (const c of cases) run(c.matcher, c.queries, 500);
+for (let round = 0; round < 5; round++) {
+  for (const c of cases) {
+    const r = run(c.matcher, c.queries, 600);
+    if (r.rate > c.best.rate) c.best = r;
+  }
 }
-const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+
+const baseline = cases[0]!.best.rate;
+if (process.argv.includes('--json')) {
+  console.log(JSON.stringify(cases.map((c) => ({ rules: c.count, decisionsPerSec: Math.round(c.best.rate), ratio: c.best.rate / baseline }))));
+} else {
+  const rows: string[][] = [['rules', 'compile ms', 'decisions/s', 'matched', 'ratio to 10']];
+  for (const { count, compileMs, best } of cases) {
+    rows.push([String(count), compileMs.toFixed(0), Math.round(best.rate).toLocaleString('en-US'), `${(best.hits * 100).toFixed(0)}%`, (best.rate / baseline).toFixed(2)]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+}
