@@ -106,7 +106,7 @@ function entryOf(t: TestNode, k: FlowKey): FlowEntry | undefined {
 }
 
 /** A flow established on node t (as the data plane would leave it) and its state event. */
-function establish(t: TestNode, k: FlowKey, version = 3, flags = FlowFlag.FLOW_F_ORIG_A): void {
+function establish(t: TestNode, k: FlowKey, version = 3, flags: number = FlowFlag.FLOW_F_ORIG_A): void {
   const v = new Uint8Array(FLOW_ENTRY_SIZE);
   const now = monotonicNs();
   const w = { end: 1000, maxEnd: 66000, maxWin: 65000, maxAck: 500, scale: 7, flags: TcpWindowFlag.TCPW_F_WINDOW_SCALE };
