@@ -24,6 +24,8 @@ const REQUIRED_STRUCTS = [
   'state_event',
   'dp_config',
   'punt_bucket',
+  'cluster_addr',
+  'iface_info',
 ] as const;
 
 const REQUIRED_ENUMS = [

@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { flowEntry, flowKey, puntMeta, stateEvent, type FlowEntry, type FlowKey, type StateEvent } from '../../control/src/bpf/codec.js';
 import { BPF_ANY, BpfObject, mapLookup, mapUpdate, numPossibleCpus, progTestRun } from '../../control/src/bpf/libbpf.js';
 import { RingBufferConsumer } from '../../control/src/bpf/ringbuf.js';
+import { SW_BUCKETS } from '../../control/src/cluster/bucket.js';
+import { ClusterMaps } from '../../control/src/cluster/datapath-cluster.js';
 import { DpConfigFlag, DpConfigLayout, MapName, ProgName, PuntMetaLayout, RodataVar, StateEventLayout, SwCounter } from '../../control/src/gen/layout.js';
 import { addressBytes, macBytes } from '../../control/src/net/address.js';
 
@@ -227,37 +229,28 @@ export class TestDataplane {
     return out;
   }
 
+  /** The controller's writer of the cluster maps, over this object's maps. */
+  private clusterMaps(): ClusterMaps {
+    return new ClusterMaps({
+      bucketOwnerFd: this.obj.mapFd(MapName.sw_bucket_owner),
+      clusterAddrsFd: this.obj.mapFd(MapName.sw_cluster_addrs),
+      ifacesFd: this.obj.mapFd(MapName.sw_ifaces),
+    });
+  }
+
   /** Cluster: sets the owner of each bucket (sw_bucket_owner). */
   setBucketOwners(ownerOf: (bucket: number) => number): void {
-    const fd = this.obj.mapFd(MapName.sw_bucket_owner);
-    const n = this.obj.mapMaxEntries(MapName.sw_bucket_owner);
-    const key = new Uint8Array(4);
-    const value = new Uint8Array(4);
-    for (let b = 0; b < n; b++) {
-      new DataView(key.buffer).setUint32(0, b, true);
-      new DataView(value.buffer).setUint32(0, ownerOf(b), true);
-      mapUpdate(fd, key, value, BPF_ANY);
-    }
+    this.clusterMaps().writeOwners(Uint32Array.from({ length: SW_BUCKETS }, (_, b) => ownerOf(b)));
   }
 
   /** Cluster: an address the cluster answers ARP/ND for on ifindex (sw_cluster_addrs). */
   addClusterAddr(addr: string, ifindex = LOOPBACK_IFINDEX): void {
-    // struct cluster_addr: addr[16], ifindex (u32 at 16), family (u8 at 20), padding
-    const key = new Uint8Array(24);
-    const bytes = addressBytes(addr);
-    key.set(bytes, 0);
-    new DataView(key.buffer).setUint32(16, ifindex, true);
-    key[20] = bytes.length === 4 ? 4 : 6;
-    mapUpdate(this.obj.mapFd(MapName.sw_cluster_addrs), key, Uint8Array.of(1), BPF_ANY);
+    this.clusterMaps().writeAddresses([{ ifindex, address: addr }]);
   }
 
   /** Cluster: an interface's own MAC (sw_ifaces). */
   setIface(ifindex: number, mac: string): void {
-    const key = new Uint8Array(4);
-    new DataView(key.buffer).setUint32(0, ifindex, true);
-    const value = new Uint8Array(8);
-    value.set(macBytes(mac), 0);
-    mapUpdate(this.obj.mapFd(MapName.sw_ifaces), key, value, BPF_ANY);
+    this.clusterMaps().writeInterfaces([{ ifindex, mac: macBytes(mac) }]);
   }
 
   /** State events submitted since the last call. */

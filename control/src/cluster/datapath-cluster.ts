@@ -4,17 +4,14 @@
 // (cluster-MAC frames handed to the stack get it as destination).
 import { readFileSync } from 'node:fs';
 import { mapUpdateBatch } from '../bpf/libbpf.js';
-import { SwFamily } from '../gen/layout.js';
+import { ClusterAddrLayout, IfaceInfoLayout, SwFamily } from '../gen/layout.js';
 import { addressBytes, macBytes } from '../net/address.js';
 import { SW_BUCKETS } from './bucket.js';
 
-// struct cluster_addr and struct iface_info (bpf/include/dp_config_types.h,
-// sizes asserted there): { addr[16], ifindex u32, family u8, pad[3] } and
-// { mac[6], pad[2] }.
-const CLUSTER_ADDR_SIZE = 24;
-const CLUSTER_ADDR_IFINDEX = 16;
-const CLUSTER_ADDR_FAMILY = 20;
-const IFACE_INFO_SIZE = 8;
+const CLUSTER_ADDR_SIZE = ClusterAddrLayout.size;
+const CLUSTER_ADDR = ClusterAddrLayout.fields;
+const IFACE_INFO_SIZE = IfaceInfoLayout.size;
+const IFACE_MAC = IfaceInfoLayout.fields.mac.offset;
 
 export class ClusterMapsError extends Error {
   constructor(message: string, options?: ErrorOptions) {
@@ -60,9 +57,9 @@ export class ClusterMaps {
     addresses.forEach((a, i) => {
       const bytes = addressBytes(a.address);
       const off = i * CLUSTER_ADDR_SIZE;
-      keys.set(bytes, off);
-      view.setUint32(off + CLUSTER_ADDR_IFINDEX, a.ifindex, true);
-      keys[off + CLUSTER_ADDR_FAMILY] = bytes.length === 4 ? SwFamily.SW_FAMILY_V4 : SwFamily.SW_FAMILY_V6;
+      keys.set(bytes, off + CLUSTER_ADDR.addr.offset);
+      view.setUint32(off + CLUSTER_ADDR.ifindex.offset, a.ifindex, true);
+      keys[off + CLUSTER_ADDR.family.offset] = bytes.length === 4 ? SwFamily.SW_FAMILY_V4 : SwFamily.SW_FAMILY_V6;
     });
     mapUpdateBatch(this.fds.clusterAddrsFd, keys, new Uint8Array(addresses.length).fill(1), addresses.length);
   }
@@ -72,7 +69,7 @@ export class ClusterMaps {
     const values = new Uint8Array(interfaces.length * IFACE_INFO_SIZE);
     interfaces.forEach((iface, i) => {
       keys[i] = iface.ifindex;
-      values.set(iface.mac.subarray(0, 6), i * IFACE_INFO_SIZE);
+      values.set(iface.mac.subarray(0, 6), i * IFACE_INFO_SIZE + IFACE_MAC);
     });
     mapUpdateBatch(this.fds.ifacesFd, new Uint8Array(keys.buffer), values, interfaces.length);
   }
