@@ -4,7 +4,7 @@ import type { ConnFilter, ConnView } from '../api/backend.js';
 import type { ManagementClient } from '../api/client.js';
 import { CliError } from './failure.js';
 import { formatDuration, formatTable, plural, toJson, write, type Column } from './output.js';
-import { parseProtocol, protocolName, protocolNames } from './protocols.js';
+import { parseProtocol, PROTOCOL_NAMES, protocolName } from '../net/protocols.js';
 
 export interface FilterArgs {
   proto?: string;
@@ -16,7 +16,7 @@ export interface FilterArgs {
 
 export function withFilterOptions<T>(y: Argv<T>): Argv<T & FilterArgs> {
   return y
-    .option('proto', { type: 'string', describe: `protocol: ${protocolNames.join(', ')} or a number` })
+    .option('proto', { type: 'string', describe: `protocol: ${Object.keys(PROTOCOL_NAMES).join(', ')} or a number` })
     .option('addr', { type: 'string', describe: 'address or prefix matching either endpoint' })
     .option('port', { type: 'string', describe: "port matching either endpoint's port" })
     .option('state', { type: 'string', describe: 'connection state, e.g. established' })
@@ -32,7 +32,7 @@ export function filterFromArgs(args: FilterArgs): ConnFilter {
   if (args.family === 4 || args.family === 6) filter.family = args.family;
   if (args.proto !== undefined) {
     const proto = parseProtocol(args.proto);
-    if (proto === undefined) throw new CliError(`--proto: "${args.proto}" is not ${protocolNames.join(', ')} or 0..255`);
+    if (proto === undefined) throw new CliError(`--proto: "${args.proto}" is not ${Object.keys(PROTOCOL_NAMES).join(', ')} or 0..255`);
     filter.proto = proto;
   }
   if (args.addr !== undefined) filter.addr = args.addr;

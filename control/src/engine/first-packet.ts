@@ -8,11 +8,13 @@
 // with one batch map update and re-injects the frames in arrival order. The
 // entry must exist before its packet is re-injected, or the program would
 // punt it again.
-import { FLOW_KEY_SIZE, flowKey, puntMeta } from '../bpf/codec.js';
+import { flowKey, puntMeta } from '../bpf/codec.js';
 import type { ConnTable } from '../bpf/conn-table.js';
 import type { FrameInjector } from '../bpf/inject.js';
 import { FlowFlag, HelperId, SW_PUNT_DATA_MAX } from '../gen/layout.js';
 import type { Logger } from '../log.js';
+import { formatAddress } from '../net/address.js';
+import { protocolName } from '../net/protocols.js';
 import type { FlowQuery, Rule } from '../rules/types.js';
 import { fillFlowQuery, newFlowQuery, type IngressInterface } from './flow-query.js';
 import type { ControllerStats } from './controller-stats.js';
@@ -122,17 +124,17 @@ export class FirstPacketPipeline {
   }
 
   private logDecision(rule: Rule, buf: Uint8Array, keyOff: number, srcIsA: boolean, iface: IngressInterface): void {
-    const key = flowKey.read(buf.subarray(keyOff, keyOff + FLOW_KEY_SIZE), 0);
+    const key = flowKey.read(buf, keyOff);
     this.d.log.info(
       {
         rule: rule.id,
         line: rule.line,
         action: rule.action,
         iif: iface.name,
-        proto: key.proto,
-        src: srcIsA ? key.addrA : key.addrB,
+        proto: protocolName(key.proto),
+        src: formatAddress(srcIsA ? key.addrA : key.addrB),
         sport: srcIsA ? key.portA : key.portB,
-        dst: srcIsA ? key.addrB : key.addrA,
+        dst: formatAddress(srcIsA ? key.addrB : key.addrA),
         dport: srcIsA ? key.portB : key.portA,
       },
       'first packet',

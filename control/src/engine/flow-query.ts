@@ -2,6 +2,7 @@
 // packet's direction decides which endpoint is the source. Used for punted
 // first packets and for re-checking live entries after a rules reload.
 import { flowKey } from '../bpf/codec.js';
+import { IPPROTO_ICMPV6, isIcmp } from '../net/protocols.js';
 import type { FlowQuery } from '../rules/types.js';
 
 export interface IngressInterface {
@@ -9,8 +10,6 @@ export interface IngressInterface {
   zone: string;
 }
 
-const IPPROTO_ICMP = 1;
-const IPPROTO_ICMPV6 = 58;
 
 /** A query object to be reused for every decision (matching allocates nothing). */
 export function newFlowQuery(): FlowQuery {
@@ -37,7 +36,7 @@ export function fillFlowQuery(
   q.dst.set(buf.subarray(dst, dst + 16));
   q.sport = srcIsA ? flowKey.portA(buf, keyOff) : flowKey.portB(buf, keyOff);
   q.dport = srcIsA ? flowKey.portB(buf, keyOff) : flowKey.portA(buf, keyOff);
-  q.icmpType = q.proto === IPPROTO_ICMP || q.proto === IPPROTO_ICMPV6 ? icmpType : -1;
+  q.icmpType = isIcmp(q.proto) ? icmpType : -1;
   q.iif = iface?.name ?? '';
   q.zone = iface?.zone ?? '';
 }

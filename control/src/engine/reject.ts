@@ -8,13 +8,10 @@
 import type { FrameInjector } from '../bpf/inject.js';
 import type { Logger } from '../log.js';
 import { finishChecksum, internetChecksum, pseudoHeaderSum, sumWords } from '../net/checksum.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../net/protocols.js';
 import type { ControllerStats } from './controller-stats.js';
 
 const ETH_ALEN = 6;
-const IPPROTO_TCP = 6;
-const IPPROTO_ICMP = 1;
-const IPPROTO_UDP = 17;
-const IPPROTO_ICMPV6 = 58;
 const TCP_RST = 0x04;
 const TCP_SYN = 0x02;
 const TCP_ACK = 0x10;

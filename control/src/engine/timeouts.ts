@@ -1,6 +1,7 @@
 // Idle timeouts per flow state, conntrack-like. The expiry sweeper asks this
 // table how long an entry may stay idle before it is removed.
 import { FlowState } from '../gen/layout.js';
+import { IPPROTO_TCP, IPPROTO_UDP, isIcmp } from '../net/protocols.js';
 
 export interface TimeoutSettings {
   /** Seconds, keyed as in the config file's `timeouts` section. */
@@ -19,10 +20,6 @@ export interface TimeoutSettings {
   genericReplied: number;
 }
 
-const IPPROTO_ICMP = 1;
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
-const IPPROTO_ICMPV6 = 58;
 
 /** Timeout lookup in nanoseconds, as doubles (exact far beyond any timeout). */
 export class TimeoutTable {
@@ -55,7 +52,7 @@ export class TimeoutTable {
     const table =
       proto === IPPROTO_TCP ? this.tcp
       : proto === IPPROTO_UDP ? this.udp
-      : proto === IPPROTO_ICMP || proto === IPPROTO_ICMPV6 ? this.icmp
+      : isIcmp(proto) ? this.icmp
       : this.generic;
     return table[state] ?? this.generic[FlowState.FS_UNREPLIED]!;
   }

@@ -8,23 +8,19 @@ import { lexRules, type Token } from './lexer.js';
 import { IFNAME, ZONE } from './names.js';
 import { RulesError, type Problem } from './problem.js';
 import type { Action, Family, PortRange, Prefix, Rule, RuleSet } from './types.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, parseProtocol } from '../net/protocols.js';
 
 const ACTIONS: readonly Action[] = ['accept', 'drop', 'reject'];
 
-const PROTO_TCP = 6;
-const PROTO_UDP = 17;
-const PROTO_ICMP = 1;
-const PROTO_ICMPV6 = 58;
-const PROTOCOLS: Record<string, number> = { tcp: PROTO_TCP, udp: PROTO_UDP, icmp: PROTO_ICMP, icmpv6: PROTO_ICMPV6 };
 
 /** ICMP type names by protocol: the same name has different numbers in ICMP and ICMPv6. */
 const ICMP_TYPES: Record<number, Record<string, number>> = {
-  [PROTO_ICMP]: {
+  [IPPROTO_ICMP]: {
     'echo-reply': 0, 'dest-unreachable': 3, redirect: 5, 'echo-request': 8,
     'router-advertisement': 9, 'router-solicitation': 10, 'time-exceeded': 11,
     'parameter-problem': 12, 'timestamp-request': 13, 'timestamp-reply': 14,
   },
-  [PROTO_ICMPV6]: {
+  [IPPROTO_ICMPV6]: {
     'dest-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4,
     'echo-request': 128, 'echo-reply': 129, 'router-solicitation': 133,
     'router-advertisement': 134, 'neighbour-solicitation': 135, 'neighbour-advertisement': 136,
@@ -53,8 +49,7 @@ type ValueParser = (value: Token, draft: Draft) => string[];
 
 const KEYWORDS: Record<string, ValueParser | 'flag'> = {
   proto: (v, d) => {
-    const named = PROTOCOLS[v.text];
-    const proto = named ?? parseIntIn(v.text, 0, 255);
+    const proto = parseProtocol(v.text);
     if (proto === undefined) return [`"${v.text}" is not a protocol (tcp, udp, icmp, icmpv6 or 0-255)`];
     d.proto = proto;
     return [];
@@ -147,7 +142,7 @@ function finishRule(
   const { proto } = draft;
 
   for (const field of ['sport', 'dport'] as const) {
-    if (draft[field] && proto !== PROTO_TCP && proto !== PROTO_UDP) fail(field, 'ports need proto tcp or udp');
+    if (draft[field] && proto !== IPPROTO_TCP && proto !== IPPROTO_UDP) fail(field, 'ports need proto tcp or udp');
   }
   let icmpType: number | undefined;
   if (draft.icmpType !== undefined) {
@@ -160,18 +155,18 @@ function finishRule(
       }
     }
   }
-  if (draft.helper && proto !== PROTO_TCP) fail('helper', 'ftp needs proto tcp');
+  if (draft.helper && proto !== IPPROTO_TCP) fail('helper', 'ftp needs proto tcp');
 
   // Narrow the families step by step so the error names the keyword that
   // made the rule unable to match anything.
-  let families: Family[] = proto === PROTO_ICMP ? [4] : proto === PROTO_ICMPV6 ? [6] : [4, 6];
+  let families: Family[] = proto === IPPROTO_ICMP ? [4] : proto === IPPROTO_ICMPV6 ? [6] : [4, 6];
   const narrow = (field: string, allowed: Family[], why: string): void => {
     const left = families.filter((f) => allowed.includes(f));
     if (left.length === 0) fail(field, why);
     else families = left;
   };
   if (draft.family) {
-    narrow('family', [draft.family], `${familyName(draft.family)} conflicts with proto ${proto === PROTO_ICMP ? 'icmp' : 'icmpv6'}`);
+    narrow('family', [draft.family], `${familyName(draft.family)} conflicts with proto ${proto === IPPROTO_ICMP ? 'icmp' : 'icmpv6'}`);
   }
   for (const [field, list] of [['from', draft.src], ['to', draft.dst]] as const) {
     if (!list) continue;
