@@ -24,6 +24,13 @@
  *    interface's own MAC. ARP/ND for the cluster's addresses is answered
  *    here. A mid-stream packet of an owned bucket without an entry is
  *    punted as EV_FLOW_MISS: its state lives on another node.
+ *  - A flow with a protocol helper (FTP) punts the commands that open a
+ *    related connection as EV_HELPER, and while the controller holds one,
+ *    every later packet of the flow (lib/helper.h).
+ *
+ * xdp_syncwall_release is the same program without the helper checks: the
+ * controller re-injects released helper packets through it, so a released
+ * command is tracked and forwarded instead of punted again.
  *
  * xdp_tx_out returns XDP_TX: the controller runs it with live frames to
  * send a crafted reply (TCP RST, ICMP unreachable) out of an interface.
@@ -35,6 +42,7 @@
 #include "lib/icmp_related.h"
 #include "lib/forward.h"
 #include "lib/punt.h"
+#include "lib/helper.h"
 #include "lib/cluster.h"
 #include "lib/cluster_neigh.h"
 
@@ -95,9 +103,11 @@ static __always_inline int filter_icmp_error(struct xdp_md *ctx, struct packet *
 /*
  * Everything after parsing: the cluster's bucket filter, then tracking and
  * forwarding. shared: the frame went to the cluster MAC, so every node has
- * it and only the bucket's owner may act on it.
+ * it and only the bucket's owner may act on it. release: a packet the
+ * controller re-injects after a helper's hold, never punted to a helper.
  */
-static __always_inline int filter_packet(struct xdp_md *ctx, struct packet *pkt, int shared)
+static __always_inline int filter_packet(struct xdp_md *ctx, struct packet *pkt, int shared,
+					 const int release)
 {
 	struct flow_entry *e;
 	__u16 punt_type;
@@ -112,6 +122,13 @@ static __always_inline int filter_packet(struct xdp_md *ctx, struct packet *pkt,
 	e = bpf_map_lookup_elem(&sw_conns, &pkt->key);
 	if (e) {
 		count(CNT_HIT);
+		if (!release) {
+			/* before tracking: the released packet is tracked when re-injected */
+			int verdict = helper_filter(ctx, pkt, e);
+
+			if (verdict >= 0)
+				return verdict;
+		}
 		reason = track_packet(pkt, e);
 		if (reason)
 			return drop(reason);
@@ -133,8 +150,8 @@ static __always_inline int filter_packet(struct xdp_md *ctx, struct packet *pkt,
 	return punt(ctx, pkt, punt_type);
 }
 
-SEC("xdp")
-int xdp_syncwall(struct xdp_md *ctx)
+/* The whole program; release is a constant per entry point (see the header). */
+static __always_inline int syncwall(struct xdp_md *ctx, const int release)
 {
 	struct packet pkt = {};
 	int shared, verdict;
@@ -166,10 +183,22 @@ int xdp_syncwall(struct xdp_md *ctx)
 	}
 
 	shared = cluster_enabled() && to_cluster_mac(ctx);
-	verdict = filter_packet(ctx, &pkt, shared);
+	verdict = filter_packet(ctx, &pkt, shared, release);
 	if (verdict == XDP_PASS && shared)
 		cluster_frame_to_host(ctx);
 	return verdict;
+}
+
+SEC("xdp")
+int xdp_syncwall(struct xdp_md *ctx)
+{
+	return syncwall(ctx, 0);
+}
+
+SEC("xdp")
+int xdp_syncwall_release(struct xdp_md *ctx)
+{
+	return syncwall(ctx, 1);
 }
 
 SEC("xdp")

@@ -63,6 +63,7 @@ enum flow_flag {
 	FLOW_F_RELATED = 1 << 1,	/* admitted as related to another flow */
 	FLOW_F_COMMON = 1 << 2,		/* cluster: common state, replicated to every node */
 	FLOW_F_REMOTE = 1 << 3,		/* cluster: installed from a peer's replica */
+	FLOW_F_HELD = 1 << 4,		/* helper: a command is held in the controller; every packet goes there behind it */
 };
 
 enum helper_id {

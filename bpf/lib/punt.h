@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * Punting: a packet without an entry that may open a flow (EV_PUNT), or in
- * a cluster a mid-stream packet of an owned bucket whose state is on
- * another node (EV_FLOW_MISS), goes whole to the controller through
- * sw_punt_ring, and XDP drops the original (the controller re-injects it
- * once the flow is admitted or its state fetched). A per-CPU token
- * bucket keeps a flood of new flows from swamping the controller;
- * established traffic never reaches it.
+ * Punting: a packet without an entry that may open a flow (EV_PUNT), in a
+ * cluster a mid-stream packet of an owned bucket whose state is on another
+ * node (EV_FLOW_MISS), or a packet a protocol helper must see (EV_HELPER,
+ * helper.h) goes whole to the controller through sw_punt_ring, and XDP
+ * drops the original (the controller re-injects it once the flow is
+ * admitted, its state fetched or the helper's hold released). A per-CPU
+ * token bucket keeps a flood from swamping the controller; established
+ * traffic never reaches it.
  */
 #ifndef SYNCWALL_PUNT_H
 #define SYNCWALL_PUNT_H
@@ -82,38 +83,53 @@ static __always_inline int punt_submit(struct xdp_md *ctx, const struct packet *
 	return 0;
 }
 
+static __always_inline __u32 punt_counter(__u16 type)
+{
+	if (type == EV_FLOW_MISS)
+		return CNT_PUNT_FLOW_MISS;
+	return type == EV_HELPER ? CNT_PUNT_HELPER : CNT_PUNT_NEW;
+}
+
 /*
- * Sends the packet to the controller as a record of type (EV_PUNT or
- * EV_FLOW_MISS) and drops the original; returns the verdict.
+ * Sends the packet to the controller as a record of type (enum event_type)
+ * and counts it; returns 0, or the drop reason if no record was sent.
  */
-static __always_inline int punt(struct xdp_md *ctx, const struct packet *pkt, __u16 type)
+static __always_inline int punt_record(struct xdp_md *ctx, const struct packet *pkt, __u16 type)
 {
 	/* the length as a u64 of the frame itself, bounded before each copy */
 	__u64 len = (__u64)((long)ctx->data_end - (long)ctx->data);
 	int reason;
 
 	if (len > SW_PUNT_DATA_MAX)
-		return drop(CNT_DROP_PUNT_TOO_BIG);
+		return CNT_DROP_PUNT_TOO_BIG;
 	if (!punt_take_token())
-		return drop(CNT_DROP_PUNT_LIMIT);
+		return CNT_DROP_PUNT_LIMIT;
 	/* most first packets fit the small record: less ring space per SYN */
 	if (len <= SW_PUNT_DATA_SMALL) {
 		struct punt_small *rec = bpf_ringbuf_reserve(&sw_punt_ring, sizeof(*rec), 0);
 
 		if (!rec)
-			return drop(CNT_DROP_PUNT_RING_FULL);
+			return CNT_DROP_PUNT_RING_FULL;
 		reason = punt_submit(ctx, pkt, type, &rec->meta, rec->data, sizeof(rec->data), len);
 	} else {
 		struct punt_full *rec = bpf_ringbuf_reserve(&sw_punt_ring, sizeof(*rec), 0);
 
 		if (!rec)
-			return drop(CNT_DROP_PUNT_RING_FULL);
+			return CNT_DROP_PUNT_RING_FULL;
 		reason = punt_submit(ctx, pkt, type, &rec->meta, rec->data, sizeof(rec->data), len);
 	}
 	if (reason)
-		return drop(reason);
-	count(type == EV_FLOW_MISS ? CNT_PUNT_FLOW_MISS : CNT_PUNT_NEW);
-	return XDP_DROP;
+		return reason;
+	count(punt_counter(type));
+	return 0;
+}
+
+/* Punts the packet (punt_record) and drops the original; returns the verdict. */
+static __always_inline int punt(struct xdp_md *ctx, const struct packet *pkt, __u16 type)
+{
+	int reason = punt_record(ctx, pkt, type);
+
+	return reason ? drop(reason) : XDP_DROP;
 }
 
 #endif /* SYNCWALL_PUNT_H */
