@@ -1,5 +1,5 @@
-// The one place a FlowRecord becomes a protobuf message (proto/sync.proto
-// FlowRecord) and back. Replication never ships struct bytes: the message
+// The one place a FlowRecord (and a helper's ExpectationRecord) becomes a
+// protobuf message (proto/sync.proto FlowRecord, Expectation) and back. Replication never ships struct bytes: the message
 // survives field additions on either side, so nodes of different versions
 // sync during an upgrade. Shapes follow protobufjs: camelCase fields, uint64 as
 // a number (exact below 2^53) or a Long-like {low, high} pair, bytes as
@@ -7,7 +7,7 @@
 // as their default, absent sub-messages as null/undefined.
 import type { FlowKey, TcpWindow } from '../bpf/codec.js';
 import { SwFamily } from '../gen/layout.js';
-import type { FlowRecord } from './types.js';
+import type { ExpectationRecord, FlowRecord } from './types.js';
 
 export class EntryProtoError extends Error {
   override name = 'EntryProtoError';
@@ -152,5 +152,56 @@ export function recordFromProto(m: ProtoFlowRecord): FlowRecord {
     bytes: [u64FromProto(m.bytesOrig), u64FromProto(m.bytesReply)],
     ageMs: numberFromProto(m.ageMs),
     idleMs: numberFromProto(m.idleMs),
+  };
+}
+
+export interface ProtoExpectation {
+  family?: number;
+  proto?: number;
+  fromAddr?: Uint8Array;
+  fromPort?: number;
+  toAddr?: Uint8Array;
+  toPort?: number;
+  helper?: number;
+  control?: ProtoFlowKey | null;
+  ttlMs?: ProtoU64;
+}
+
+export function expectationToProto(e: ExpectationRecord): ProtoExpectation {
+  return {
+    family: e.family,
+    proto: e.proto,
+    fromAddr: e.from,
+    fromPort: e.fromPort,
+    toAddr: e.to,
+    toPort: e.toPort,
+    helper: e.helper,
+    control: keyToProto(e.control),
+    ttlMs: Math.max(0, Math.round(e.ttlMs)),
+  };
+}
+
+/** Throws EntryProtoError for an expectation no node could match (bad family, address lengths, ports). */
+export function expectationFromProto(m: ProtoExpectation): ExpectationRecord {
+  const family = m.family ?? 0;
+  const len = ADDR_LENGTH[family];
+  if (len === undefined) throw new EntryProtoError(`expectation: unknown address family ${family}`);
+  const from = m.fromAddr ?? new Uint8Array(0);
+  const to = m.toAddr ?? new Uint8Array(0);
+  if (from.length !== len || to.length !== len)
+    throw new EntryProtoError(`expectation: family ${family} needs ${len}-byte addresses, got ${from.length} and ${to.length}`);
+  const fromPort = m.fromPort ?? 0;
+  const toPort = m.toPort ?? 0;
+  if (fromPort > 65535 || toPort < 1 || toPort > 65535) throw new EntryProtoError(`expectation: ports ${fromPort} -> ${toPort} out of range`);
+  return {
+    family,
+    proto: m.proto ?? 0,
+    from: new Uint8Array(from),
+    fromPort,
+    to: new Uint8Array(to),
+    toPort,
+    helper: m.helper ?? 0,
+    control: keyFromProto(m.control),
+    ttlMs: numberFromProto(m.ttlMs),
   };
 }

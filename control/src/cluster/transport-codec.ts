@@ -6,11 +6,14 @@
 import protobuf from 'protobufjs';
 import { findInstallFile } from '../install-files.js';
 import {
+  expectationFromProto,
+  expectationToProto,
   keyFromProto,
   keyToProto,
   numberFromProto,
   recordFromProto,
   recordToProto,
+  type ProtoExpectation,
   type ProtoFlowKey,
   type ProtoFlowRecord,
   type ProtoU64,
@@ -81,6 +84,7 @@ export interface ProtoPayload {
   request?: ProtoRequest | null;
   bulk?: { requestId?: number; entries?: ProtoFlowRecord[]; last?: boolean } | null;
   handover?: { buckets?: number[] } | null;
+  expectations?: { add?: ProtoExpectation[]; remove?: ProtoExpectation[] } | null;
 }
 
 interface ProtoHello {
@@ -119,6 +123,8 @@ function payloadToProto(p: SyncPayload): ProtoPayload {
       return { bulk: { requestId: p.requestId, entries: p.entries.map(recordToProto), last: p.last } };
     case 'handover':
       return { handover: { buckets: p.buckets } };
+    case 'expectations':
+      return { expectations: { add: p.add.map(expectationToProto), remove: p.remove.map(expectationToProto) } };
   }
 }
 
@@ -145,6 +151,10 @@ export function payloadFromProto(m: ProtoPayload): SyncPayload {
     return { kind: 'bulk', requestId: m.bulk.requestId ?? 0, entries: (m.bulk.entries ?? []).map(recordFromProto), last: m.bulk.last ?? false };
   }
   if (m.handover) return { kind: 'handover', buckets: [...(m.handover.buckets ?? [])] };
+  if (m.expectations) {
+    const x = m.expectations;
+    return { kind: 'expectations', add: (x.add ?? []).map(expectationFromProto), remove: (x.remove ?? []).map(expectationFromProto) };
+  }
   throw new UnknownPayloadError('payload of a kind this version does not know');
 }
 

@@ -27,6 +27,27 @@ export interface FlowRecord {
   idleMs: number;
 }
 
+/**
+ * A related connection a protocol helper expects (common state, e.g. an FTP
+ * data connection): from `from` (port `fromPort`, 0 any) to to:toPort,
+ * admitted without a rule decision while unused and unexpired.
+ */
+export interface ExpectationRecord {
+  family: number;
+  proto: number;
+  /** 4 bytes for IPv4, 16 for IPv6. */
+  from: Uint8Array;
+  fromPort: number;
+  to: Uint8Array;
+  toPort: number;
+  /** enum helper_id of the helper that created it. */
+  helper: number;
+  /** The control connection it belongs to: it goes when that connection goes. */
+  control: FlowKey;
+  /** Time left before it expires unused (relative: clocks differ between nodes). */
+  ttlMs: number;
+}
+
 export type SyncPayload =
   /** replication (on-demand or periodic) */
   | { kind: 'entries'; cls: StateClass; entries: FlowRecord[] }
@@ -37,7 +58,9 @@ export type SyncPayload =
   /** answer to a request, chunked (many messages; `last` on the final one) */
   | { kind: 'bulk'; requestId: number; entries: FlowRecord[]; last: boolean }
   /** drain: "I stop forwarding these now" (after pushing entries) */
-  | { kind: 'handover'; buckets: number[] };
+  | { kind: 'handover'; buckets: number[] }
+  /** trigger f: helper expectations created (sent at once, acks awaited by the hold) and removed (used, control gone) */
+  | { kind: 'expectations'; add: ExpectationRecord[]; remove: ExpectationRecord[] };
 
 export interface PeerInfo {
   id: number;
