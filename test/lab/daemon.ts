@@ -109,7 +109,8 @@ export class Daemon {
       this.writeRules(this.opts.rules ?? DEFAULT_RULES);
     }
     writeFileSync(this.logPath, `--- syncwalld start ${new Date().toISOString()}\n`, { flag: 'a' });
-    const proc = this.lab.spawn(this.host, ['node', SYNCWALLD, '--config', this.configPath], { logFile: this.logPath });
+    // Its own sysfs: syncwalld reads its interfaces' MACs from /sys/class/net.
+    const proc = this.lab.spawn(this.host, ['node', SYNCWALLD, '--config', this.configPath], { logFile: this.logPath, ownSysfs: true });
     this.proc = proc;
     await waitFor(
       async () => {

@@ -11,6 +11,9 @@ import { waitFor } from './poll.js';
 import { BPFFS_ROOT, LAB_RUN_DIR, REPO_ROOT } from './paths.js';
 import type { LinkEnd, Topology } from './topology.js';
 
+/** The bare XDP_PASS program (bench/xdp_pass.bpf.c, built by `make build`). */
+const XDP_PASS_OBJECT = join(REPO_ROOT, 'build/xdp_pass.bpf.o');
+
 /** Every lab prefix: `sw` and four hex digits. */
 const PREFIX_PATTERN = /^sw[0-9a-f]{4}$/;
 const IFNAMSIZ_MAX = 15;
@@ -24,6 +27,33 @@ export class LabSetupError extends Error {
 
 export interface LabOptions {
   topology: Topology;
+}
+
+export interface LabSpawnOptions extends SpawnOptions {
+  /**
+   * Give the process a /sys that shows its namespace's devices (as on a
+   * real node), with the host's bpffs still at /sys/fs/bpf.
+   */
+  ownSysfs?: boolean;
+}
+
+/**
+ * argv in a private mount namespace with sysfs mounted afresh, which then
+ * shows the devices of the network namespace it runs in (as `ip netns exec`
+ * does), and the bpffs moved over from the old /sys, so pins stay shared
+ * with the host. Every step execs: the pid is the program's own.
+ */
+function withNamespaceSysfs(argv: readonly string[]): string[] {
+  const script = [
+    'set -e',
+    'keep=$(mktemp -d)',
+    'mount --bind /sys/fs/bpf "$keep"',
+    'mount -t sysfs sysfs /sys',
+    'mount --move "$keep" /sys/fs/bpf',
+    'rmdir "$keep"',
+    'exec "$@"',
+  ].join('; ');
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', script, 'sh', ...argv];
 }
 
 export interface FirewallInterface {
@@ -72,8 +102,10 @@ export class Lab {
   }
 
   /** A long-lived process in a host's namespace, stopped at teardown at the latest. */
-  spawn(host: string, argv: readonly string[], opts: SpawnOptions = {}): LabProcess {
-    return this.tracker.spawn(this.inNs(host, argv), { cwd: REPO_ROOT, ...opts });
+  spawn(host: string, argv: readonly string[], opts: LabSpawnOptions = {}): LabProcess {
+    const { ownSysfs, ...spawnOpts } = opts;
+    const inner = ownSysfs ? withNamespaceSysfs(argv) : argv;
+    return this.tracker.spawn(this.inNs(host, inner), { cwd: REPO_ROOT, ...spawnOpts });
   }
 
   /**
@@ -204,6 +236,7 @@ async function build(lab: Lab): Promise<void> {
   // second after carrier-on; until then frames are dropped. Wait for it.
   for (const end of topology.links.flatMap((l) => [l.a, l.b])) await waitUp(lab, end);
   for (const end of topology.links.flatMap((l) => [l.a, l.b])) await enableGro(lab, end);
+  for (const end of topology.links.flatMap((l) => [l.a, l.b]).filter((e) => e.bridge)) await attachXdpPass(lab, end);
   for (const host of topology.hosts) {
     for (const route of host.routes ?? []) {
       await ipIn(lab, host.name, [route.via.includes(':') ? '-6' : '-4', 'route', 'add', route.to, 'via', route.via]);
@@ -242,6 +275,17 @@ async function enableGro(lab: Lab, end: LinkEnd): Promise<void> {
 
 function waitUp(lab: Lab, end: LinkEnd): Promise<boolean> {
   return waitFor(async () => (await operState(lab, end)) === 'UP', { timeoutMs: 10_000, intervalMs: 50, what: `${lab.dev(end)} to come up` });
+}
+
+/**
+ * A bridge port takes frames the way a NIC's wire does. On a veth, frames a
+ * peer's XDP program sends back with XDP_TX (ARP/ND answers for the cluster
+ * addresses) are queued on this end, but its NAPI is kicked only if it has
+ * an XDP program of its own (GRO alone is not enough, kernel 6.18): without
+ * one they wait until a redirected frame happens to flush them.
+ */
+async function attachXdpPass(lab: Lab, end: LinkEnd): Promise<void> {
+  await ipIn(lab, end.host, ['link', 'set', 'dev', lab.dev(end), 'xdpdrv', 'obj', XDP_PASS_OBJECT, 'sec', 'xdp']);
 }
 
 async function operState(lab: Lab, end: LinkEnd): Promise<string | undefined> {
