@@ -43,6 +43,7 @@ test('a minimal file gets every default; relative paths resolve against the conf
       genericUnreplied: 30, genericReplied: 600,
     },
     expiry: { sweepIntervalMs: 1000, batch: 4096 },
+    helpers: { holdTimeoutMs: 50 },
     logLevel: 'info',
   });
 });
@@ -130,7 +131,7 @@ test('unknown keys are errors at every level, with the keys that are allowed', (
   ].join('\n')), [
     '4: interfaces[0].mtu: unknown key (expected one of name, zone)',
     '6: punt.rtae: unknown key (expected one of rate, burst)',
-    '7: fastforward: unknown key (expected one of instance, bpffs, interfaces, xdp_mode, rules, management, tables, punt, fast_forward, last_seen_granularity_ms, timeouts, expiry, log, cluster)',
+    '7: fastforward: unknown key (expected one of instance, bpffs, interfaces, xdp_mode, rules, management, tables, punt, fast_forward, last_seen_granularity_ms, timeouts, expiry, helpers, log, cluster)',
   ]);
 });
 

@@ -73,6 +73,8 @@ export function defaultObjectPath(): string {
 export class Datapath {
   readonly interfaces: AttachedInterface[];
   readonly mainProgFd: number;
+  /** xdp_syncwall without the helper checks: re-injects packets a helper held. */
+  readonly releaseProgFd: number;
   readonly txProgFd: number;
   readonly connsFd: number;
   readonly countersFd: number;
@@ -98,6 +100,7 @@ export class Datapath {
     this.linkFds = linkFds;
     this.capacity = capacity;
     this.mainProgFd = object.programFd(ProgName.xdp_syncwall);
+    this.releaseProgFd = object.programFd(ProgName.xdp_syncwall_release);
     this.txProgFd = object.programFd(ProgName.xdp_tx_out);
     this.connsFd = object.mapFd(MapName.sw_conns);
     this.countersFd = object.mapFd(MapName.sw_counters);

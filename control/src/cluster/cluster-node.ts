@@ -19,6 +19,7 @@ import type { ConnTable } from '../bpf/conn-table.js';
 import type { FrameInjector } from '../bpf/inject.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { FlowEventFeed } from '../engine/flow-events.js';
+import type { CommonStateChannel } from '../helpers/expectation-sync.js';
 import type { Logger } from '../log.js';
 import { ClusterStats } from './cluster-stats.js';
 import { ClusterMaps, interfaceMac, type ClusterMapFds } from './datapath-cluster.js';
@@ -30,7 +31,7 @@ import { Replicator } from './replicator.js';
 import { StateServer } from './state-server.js';
 import { SyncModes } from './sync-modes.js';
 import { PeerTransport, type TransportEvents, type TransportOptions } from './transport.js';
-import type { FlowRecord, NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
+import type { ExpectationRecord, FlowRecord, NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
 
 /** The part of PeerTransport the node uses (a test can run nodes over an in-process transport). */
 export type Transport = Pick<PeerTransport, 'start' | 'stop' | 'setLocalState' | 'send' | 'waitAcked' | 'peers' | 'stats'>;
@@ -81,6 +82,7 @@ export class ClusterNode {
   private readonly joinWaits = new Map<number, { peer: number; done: () => void }>();
   /** Peers that fetched a bucket set from us while joining, and when: later re-replication sends them only what changed since. */
   private readonly servedJoins = new Map<number, bigint>();
+  private expectationListener: ((add: ExpectationRecord[], remove: ExpectationRecord[]) => void) | undefined;
   private periodic: NodeJS.Timeout | undefined;
   private passRunning: Promise<void> | undefined;
   private stopped = false;
@@ -181,6 +183,21 @@ export class ClusterNode {
   /** End of a punt-ring batch: send the flow requests gathered. */
   flushFlowMisses(): void {
     this.fetcher.flush();
+  }
+
+  /** Common state kept outside the connection table (helper expectations): sent to every live peer at once. */
+  commonChannel(): CommonStateChannel {
+    return {
+      livePeers: () => this.membership.livePeers(),
+      commonSyncOff: () => !this.modes.enabled('common'),
+      send: (to, payload) => this.transport.send(to, payload),
+      waitAcked: (to, seq, timeoutMs) => this.transport.waitAcked(to, seq, timeoutMs),
+    };
+  }
+
+  /** Expectations peers created or removed go to `listener` (the engine's helper runner). */
+  onExpectations(listener: (add: ExpectationRecord[], remove: ExpectationRecord[]) => void): void {
+    this.expectationListener = listener;
   }
 
   status(): ClusterStatusView {
@@ -333,6 +350,9 @@ export class ClusterNode {
       case 'bulk':
         if (this.fetcher.onBulk(from, payload.requestId, payload.entries, payload.last)) return;
         this.onJoinBulk(from, payload.requestId, payload.entries, payload.last);
+        return;
+      case 'expectations':
+        this.expectationListener?.(payload.add, payload.remove);
         return;
       case 'handover':
         this.stats.add('handovers_received');

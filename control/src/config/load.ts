@@ -57,6 +57,7 @@ function resolveConfig(raw: RawConfig, configFile: string): Config {
     lastSeenGranularityMs: raw.last_seen_granularity_ms,
     timeouts: Object.fromEntries(Object.entries(raw.timeouts).map(([k, v]) => [camel(k), v])) as Timeouts,
     expiry: { sweepIntervalMs: raw.expiry.sweep_interval_ms, batch: raw.expiry.batch },
+    helpers: { holdTimeoutMs: raw.helpers.hold_timeout_ms },
     logLevel: raw.log.level,
     ...(raw.cluster ? { cluster: resolveCluster(raw.cluster, dir) } : {}),
   };

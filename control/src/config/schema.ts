@@ -66,6 +66,8 @@ export const configSchema = z.strictObject({
     generic_replied: positiveInt().default(600),
   }),
   expiry: section({ sweep_interval_ms: positiveInt().default(1_000), batch: intIn(1, 1_048_576).default(4_096) }),
+  /** Protocol helpers: the longest hold of a command waiting for the cluster's acks of its expectation. */
+  helpers: section({ hold_timeout_ms: intIn(1, 10_000).default(50) }),
   log: section({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'expected trace, debug, info, warn or error' }).default('info') }),
   /** Absent: a single node, no sync. */
   cluster: clusterSchema.optional(),
@@ -111,6 +113,7 @@ export interface Config {
   lastSeenGranularityMs: number;
   timeouts: Timeouts;
   expiry: { sweepIntervalMs: number; batch: number };
+  helpers: { holdTimeoutMs: number };
   logLevel: LogLevel;
   /** Present when this node is a cluster member. */
   cluster?: ClusterConfig;

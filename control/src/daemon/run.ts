@@ -60,6 +60,7 @@ export async function runDaemon(config: Config, log: Logger): Promise<void> {
       sweepChunk: config.expiry.batch,
       ringBudget: RING_BUDGET,
       maxPuntAgeMs: MAX_PUNT_AGE_MS,
+      helpers: config.helpers,
       version: SYNCWALL_VERSION,
     },
     log,

@@ -1,6 +1,6 @@
 // The running controller: consumes both ring buffers, runs the first-packet
-// pipeline and the expiry sweeper over the live data plane, and answers the
-// management API.
+// pipeline, the protocol helpers and the expiry sweeper over the live data
+// plane, and answers the management API.
 import type {
   ClusterStatusView,
   ConnFilter,
@@ -23,6 +23,12 @@ import type { Datapath } from '../bpf/datapath.js';
 import { FrameInjector } from '../bpf/inject.js';
 import { RingBufferConsumer } from '../bpf/ringbuf.js';
 import { EventType, FlowFlag } from '../gen/layout.js';
+import type { ExpectationRecord } from '../cluster/types.js';
+import { ClusterExpectationSync, type CommonStateChannel } from '../helpers/expectation-sync.js';
+import { FtpHelper } from '../helpers/ftp-helper.js';
+import { HeldFlag } from '../helpers/held-flag.js';
+import { HelperRegistry } from '../helpers/helper.js';
+import { DEFAULT_EXPECTATION_TTL_MS, HelperRunner } from '../helpers/helper-runner.js';
 import type { Logger } from '../log.js';
 import { CompiledFilter, toConnView } from './connection-view.js';
 import { ControllerStats } from './controller-stats.js';
@@ -44,6 +50,8 @@ export interface EngineSettings {
   /** Records handled per ring wakeup before yielding to the event loop. */
   ringBudget: number;
   maxPuntAgeMs: number;
+  /** Protocol helpers (config `helpers:`). */
+  helpers: { holdTimeoutMs: number };
   version: string;
 }
 
@@ -60,6 +68,10 @@ export interface EngineCluster {
   setSyncMode(stateClass: StateClassName, mode: SyncModeName): SyncModeName;
   drain(timeoutMs: number): Promise<DrainResult>;
   counters(): Record<string, bigint>;
+  /** Common state outside the connection table (helper expectations) goes to the peers through this. */
+  commonChannel(): CommonStateChannel;
+  /** Expectations the peers created or removed are handed to `listener`. */
+  onExpectations(listener: (add: ExpectationRecord[], remove: ExpectationRecord[]) => void): void;
 }
 
 /** Bound of a drain asked for through the management API. */
@@ -74,6 +86,7 @@ export class Engine implements ManagementBackend {
   private readonly log: Logger;
   private readonly table: ConnTable;
   private readonly pipeline: FirstPacketPipeline;
+  private readonly helpers: HelperRunner;
   private readonly sweeper: ExpirySweeper;
   private readonly puntRing: RingBufferConsumer;
   private readonly eventRing: RingBufferConsumer;
@@ -89,6 +102,20 @@ export class Engine implements ManagementBackend {
     this.table = new ConnTable(dp.connsFd, settings.ringBudget);
     this.interfaces = new Map(dp.interfaces.map((i) => [i.ifindex, { name: i.name, zone: i.zone }]));
     const injector = new FrameInjector(dp.mainProgFd, dp.txProgFd);
+    // Released helper packets go through the program without the helper checks.
+    const releaser = new FrameInjector(dp.releaseProgFd, dp.txProgFd);
+    const heldFlag = new HeldFlag(dp.connsFd);
+    this.helpers = new HelperRunner({
+      lookupEntry: (key, value) => this.table.lookupRaw(key, value),
+      release: (frame, ifindex) => releaser.reinject(frame, ifindex),
+      unhold: (key) => heldFlag.clear(key),
+      registry: new HelperRegistry([new FtpHelper()]),
+      settings: { holdTimeoutMs: settings.helpers.holdTimeoutMs, expectationTtlMs: DEFAULT_EXPECTATION_TTL_MS },
+      log,
+      monotonicNs,
+      nowMs: () => performance.now(),
+    });
+    this.events.subscribe(this.helpers);
     this.pipeline = new FirstPacketPipeline({
       table: this.table,
       injector,
@@ -101,6 +128,7 @@ export class Engine implements ManagementBackend {
       maxPuntAgeNs: BigInt(settings.maxPuntAgeMs) * 1_000_000n,
       batchCapacity: settings.ringBudget,
       monotonicNs,
+      related: this.helpers,
     });
     this.sweeper = new ExpirySweeper({
       table: this.table,
@@ -119,6 +147,7 @@ export class Engine implements ManagementBackend {
       onRecord: (buf, off) => {
         const type = recordType(buf, off);
         if (type === EventType.EV_PUNT) this.pipeline.onPunt(buf, off);
+        else if (type === EventType.EV_HELPER) this.helpers.onPunt(buf, off);
         else if (type === EventType.EV_FLOW_MISS) this.cluster?.onFlowMiss(buf, off);
       },
       onBatchEnd: () => {
@@ -142,11 +171,14 @@ export class Engine implements ManagementBackend {
   /** Makes this a cluster member: flow misses go to cluster sync, which also answers the cluster API calls. */
   attachCluster(cluster: EngineCluster): void {
     this.cluster = cluster;
+    this.helpers.attachSync(new ClusterExpectationSync(cluster.commonChannel()));
+    cluster.onExpectations((add, remove) => this.helpers.onPeerExpectations(add, remove));
   }
 
   start(): void {
     this.puntRing.start();
     this.eventRing.start();
+    this.helpers.start();
     this.sweeper.start();
   }
 
@@ -154,6 +186,7 @@ export class Engine implements ManagementBackend {
     this.puntRing.close();
     this.eventRing.close();
     this.pipeline.flush();
+    this.helpers.close();
     await this.sweeper.stop();
   }
 
@@ -226,7 +259,7 @@ export class Engine implements ManagementBackend {
   }
 
   stats(): StatsView {
-    return { datapath: readCounters(this.dp.countersFd), controller: this.counters.snapshot(), cluster: this.cluster?.counters() ?? {} };
+    return { datapath: readCounters(this.dp.countersFd), controller: { ...this.counters.snapshot(), ...this.helpers.counters() }, cluster: this.cluster?.counters() ?? {} };
   }
 
   private clustered(): EngineCluster {

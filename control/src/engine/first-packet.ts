@@ -1,6 +1,8 @@
 // The first-packet pipeline: a punted packet (no entry, may open a flow) is
 // decided against the rule set; accepted flows get a blank entry and their
-// packet is re-injected, rejected ones get a RST or ICMP unreachable.
+// packet is re-injected, rejected ones get a RST or ICMP unreachable. A
+// packet a protocol helper expects (an FTP data connection) is admitted as
+// related before any rule is consulted.
 //
 // Work is batched per ring-buffer wakeup: decisions are made record by
 // record (the record is only valid during the callback, so accepted frames
@@ -36,6 +38,8 @@ export interface FirstPacketDeps {
   /** Frames held for re-injection per flush; sized like the ring consumer's budget. */
   batchCapacity: number;
   monotonicNs: () => bigint;
+  /** Helper expectations: true if the first packet (key at buf[keyOff]) fulfils one, which is then used up. */
+  related?: { takeRelated(buf: Uint8Array, keyOff: number, srcIsA: boolean): boolean };
 }
 
 export class FirstPacketPipeline {
@@ -70,6 +74,11 @@ export class FirstPacketPipeline {
     }
     const srcIsA = puntMeta.srcIsA(buf, off);
     const keyOff = puntMeta.keyOffset(off);
+    if (this.d.related?.takeRelated(buf, keyOff, srcIsA)) {
+      stats.add('punts_accepted');
+      this.admit(buf, off, srcIsA, FlowFlag.FLOW_F_RELATED, 0, HelperId.HELPER_NONE);
+      return;
+    }
     fillFlowQuery(this.query, buf, keyOff, srcIsA, puntMeta.icmpType(buf, off), iface);
     const rule = this.d.rules.current().matcher.match(this.query);
     if (rule?.log) this.logDecision(rule, buf, keyOff, srcIsA, iface);
@@ -85,15 +94,23 @@ export class FirstPacketPipeline {
       return;
     }
     stats.add('punts_accepted');
+    this.admit(buf, off, srcIsA, 0, rule.id, rule.helper === 'ftp' ? HelperId.HELPER_FTP : HelperId.HELPER_NONE);
+  }
+
+  /** Queues the punted flow's blank entry and its frame for the next flush. */
+  private admit(buf: Uint8Array, off: number, srcIsA: boolean, flags: number, ruleId: number, helper: number): void {
     if (this.pending === this.d.batchCapacity) this.flush();
     const slot = this.pending++;
+    const frameOff = puntMeta.dataOffset(off);
+    const capLen = puntMeta.capLen(buf, off);
+    const ifindex = puntMeta.ifindex(buf, off);
     this.arena.set(buf.subarray(frameOff, frameOff + capLen), slot * SW_PUNT_DATA_MAX);
     this.frameLen[slot] = capLen;
     this.frameIfindex[slot] = ifindex;
-    this.d.table.queueInsert(buf, keyOff, {
-      flags: srcIsA ? FlowFlag.FLOW_F_ORIG_A : 0,
-      ruleId: rule.id,
-      helper: rule.helper === 'ftp' ? HelperId.HELPER_FTP : HelperId.HELPER_NONE,
+    this.d.table.queueInsert(buf, puntMeta.keyOffset(off), {
+      flags: flags | (srcIsA ? FlowFlag.FLOW_F_ORIG_A : 0),
+      ruleId,
+      helper,
       ownerNode: this.d.nodeId,
       origIfindex: ifindex,
       createdNs: this.d.monotonicNs(),
