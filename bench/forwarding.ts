@@ -23,8 +23,13 @@ const PAYLOAD_BYTES = 18;
 const GENERATOR_CAP = 100_000_000;
 /** Time for the generator to start and the path to settle before counting. */
 const RAMP_MS = 300;
-/** The generator runs this much longer than the counting window needs. */
-const STOP_MARGIN_MS = 500;
+/**
+ * timeout(1)'s bound on the generator beyond the counting window. The run is
+ * normally ended by a signal once the window is counted; the bound only
+ * matters if this process dies. Generous, because reading the counters can
+ * take seconds on a loaded machine.
+ */
+const STOP_MARGIN_MS = 30_000;
 
 export class ForwardingError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -102,7 +107,8 @@ async function xdpDrops(lab: Lab, host: string, dev: string): Promise<number> {
  * which frames reached the counted XDP_DROP. trafgen forks a worker per CPU
  * and only exits cleanly when the worker gets the signal too: signalled
  * alone, the parent leaves a worker spinning in the kernel for minutes.
- * timeout(1) signals its whole process group, and bounds the run as well.
+ * timeout(1) relays our SIGINT to its whole process group, and bounds the
+ * run should this process die.
  */
 async function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: string }, durationMs: number): Promise<number> {
   const seconds = (RAMP_MS + durationMs + STOP_MARGIN_MS) / 1000;
@@ -123,6 +129,7 @@ async function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: 
     if (!gen.running) throw new ForwardingError('trafgen stopped before the counting window ended');
     return (after - before) / elapsed;
   } finally {
+    if (gen.running) gen.signal('SIGINT');
     await waitFor(() => !gen.running, { timeoutMs: seconds * 1000 + 10_000, what: 'trafgen to stop' });
   }
 }
