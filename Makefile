@@ -22,7 +22,7 @@ TS_SOURCES := $(shell find control/src tools -name '*.ts' -not -path 'control/sr
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool tcpdump \
 	iperf3 socat curl python3 netcat-openbsd nftables conntrack make \
-	netsniff-ng xdp-tools openssl
+	netsniff-ng xdp-tools openssl vsftpd
 
 .PHONY: all help setup build bpf gen ts test test-unit test-bpf test-lab bench bench-quick demo clean
 
