@@ -42,6 +42,8 @@ export interface NodeOptions {
   /** The node id the certificate names, if not the node's own (an impostor). */
   certId?: number;
   periodicIntervalMs?: number;
+  /** Heartbeat silence before a peer is failed, default 400 ms (a test that cuts a node's sync link for a while raises it). */
+  failureTimeoutMs?: number;
 }
 
 /** A peer as `syncwall peers --json` lists it (control/src/cluster/types.ts PeerInfo). */
@@ -125,7 +127,7 @@ export class ClusterLab {
         { interface: inside, address: CLUSTER.inside.v6 },
       ],
       heartbeat_ms: 100,
-      failure_timeout_ms: 400,
+      failure_timeout_ms: opts.failureTimeoutMs ?? 400,
       sync: { node: 'combined', common: 'combined', periodic_interval_ms: opts.periodicIntervalMs ?? 2000 },
     };
   }

@@ -33,6 +33,7 @@ const FLAG_NAMES: [number, string][] = [
   [FlowFlag.FLOW_F_RELATED, 'related'],
   [FlowFlag.FLOW_F_COMMON, 'common'],
   [FlowFlag.FLOW_F_REMOTE, 'remote'],
+  [FlowFlag.FLOW_F_HELD, 'held'],
 ];
 
 const HELPER_NAMES: Record<number, string> = { [HelperId.HELPER_NONE]: '', [HelperId.HELPER_FTP]: 'ftp' };
