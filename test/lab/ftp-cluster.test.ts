@@ -5,7 +5,9 @@
 // both peers acked the expectation, so the data connection's first packet
 // finds it on its own owner: transfers succeed (SHA-256 compared) in active
 // and passive mode over IPv4 and IPv6, and the counters say the commands
-// were held and released on ack. Then the data connection's owner loses its
+// were held and released on ack. With common sync off nothing is held (a
+// transfer whose data connection stays on its control connection's node
+// still works). Then the data connection's owner loses its
 // sync link: the hold times out, the command is released anyway, and the
 // counters say so. The hold times observed are printed (p50/p99).
 import assert from 'node:assert/strict';
@@ -58,19 +60,19 @@ interface Transfer {
 let searchFrom = 42000;
 
 /**
- * Ports for one transfer whose data connection lands on another node than
- * its control connection (and, with `dataOwner`, on that node). Passive:
- * curl binds the control connection to the first port of its range and the
- * data connection to the next.
+ * Ports for one transfer whose control and data connections' owners satisfy
+ * `want` (by default: different nodes, the patent's case). Passive: curl
+ * binds the control connection to the first port of its range and the data
+ * connection to the next.
  */
-function pickTransfer(family: 4 | 6, mode: FtpMode, dataOwner?: number): Transfer {
+function pickTransfer(family: 4 | 6, mode: FtpMode, want = (control: number, data: number) => control !== data): Transfer {
   const [client, server] = family === 4 ? [CLUSTER.client.v4, CLUSTER.server.v4] : [CLUSTER.client.v6, CLUSTER.server.v6];
   const passive = mode === 'pasv' || mode === 'epsv';
   for (let port = searchFrom; port < 60000; port += 2) {
     const controlOwner = ownerOf(client, port, server, FTP_PORT);
     const activePort = port + 1;
     const owner = passive ? ownerOf(client, port + 1, server, PASSIVE_PORT) : ownerOf(server, ACTIVE_SOURCE_PORT, client, activePort);
-    if (owner === controlOwner || (dataOwner !== undefined && owner !== dataOwner)) continue;
+    if (!want(controlOwner, owner)) continue;
     searchFrom = port + 2;
     return { localPorts: [port, port + 1], ...(passive ? {} : { activePort }), controlOwner, dataOwner: owner };
   }
@@ -170,6 +172,28 @@ for (const [family, mode] of CASES) {
     );
   });
 }
+
+clusterTest('common sync off: nothing to wait for, so nothing is held (and that is counted)', async () => {
+  const setMode = (mode: string) => Promise.all(NODES.map(async (id) => assert.equal((await cl.cli(id, ['sync', 'mode', 'common', mode])).code, 0)));
+  await setMode('off');
+  try {
+    // Without replication only a data connection on the control connection's own node can work.
+    const t = pickTransfer(4, 'epsv', (control, data) => control === data);
+    const before = await counters(t.controlOwner);
+    const name = 'sync-off.bin';
+    const original = randomFile(cl.lab, name, 10_000);
+    const r = await upload(cl.lab, 'cli', CLUSTER.client.v4, CLUSTER.server.v4, original.path, name, { mode: 'epsv', ...t });
+    assert.equal(r.code, 0, `upload: ${r.stderr}`);
+    assert.equal(sha256(readFileSync(join(ftp.pubDir, name))), original.sha);
+    const after = await counters(t.controlOwner);
+    const delta = (n: string): number => (after.controller?.[n] ?? 0) - (before.controller?.[n] ?? 0);
+    assert.equal(delta('helper_hold_skipped_sync_off'), 1);
+    assert.equal(delta('helper_held'), 0);
+    assert.equal(delta('expectations_used'), 1);
+  } finally {
+    await setMode('combined');
+  }
+});
 
 clusterTest("the data connection's owner cut from the sync network: the hold times out and the command is released", async () => {
   const t = pickTransfer(4, 'port');
