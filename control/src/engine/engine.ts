@@ -259,7 +259,7 @@ export class Engine implements ManagementBackend {
   }
 
   stats(): StatsView {
-    return { datapath: readCounters(this.dp.countersFd), controller: { ...this.counters.snapshot(), ...this.helpers.counters() }, cluster: this.cluster?.counters() ?? {} };
+    return { datapath: readCounters(this.dp.countersFd), controller: { ...this.counters.snapshot(), ...this.pipeline.latency.counters('first_packet'), ...this.helpers.counters() }, cluster: this.cluster?.counters() ?? {} };
   }
 
   private clustered(): EngineCluster {

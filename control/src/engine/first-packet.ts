@@ -15,6 +15,7 @@ import type { ConnTable } from '../bpf/conn-table.js';
 import type { FrameInjector } from '../bpf/inject.js';
 import { FlowFlag, HelperId, SW_PUNT_DATA_MAX } from '../gen/layout.js';
 import type { Logger } from '../log.js';
+import { LatencyHistogram } from '../stats/latency-histogram.js';
 import { formatAddress } from '../net/address.js';
 import { protocolName } from '../net/protocols.js';
 import type { FlowQuery, Rule } from '../rules/types.js';
@@ -48,7 +49,11 @@ export class FirstPacketPipeline {
   private readonly arena: Uint8Array;
   private readonly frameLen: Uint32Array;
   private readonly frameIfindex: Uint32Array;
+  /** When the data plane punted each pending frame (ns, CLOCK_MONOTONIC). */
+  private readonly frameTsNs: Float64Array;
   private pending = 0;
+  /** From the punt in XDP to the re-injection of the accepted frame. */
+  readonly latency = new LatencyHistogram();
 
   constructor(deps: FirstPacketDeps) {
     this.d = deps;
@@ -56,6 +61,7 @@ export class FirstPacketPipeline {
     this.arena = new Uint8Array(deps.batchCapacity * SW_PUNT_DATA_MAX);
     this.frameLen = new Uint32Array(deps.batchCapacity);
     this.frameIfindex = new Uint32Array(deps.batchCapacity);
+    this.frameTsNs = new Float64Array(deps.batchCapacity);
   }
 
   /** Decides one punt record (buf[off..] is valid only during this call). */
@@ -107,6 +113,7 @@ export class FirstPacketPipeline {
     this.arena.set(buf.subarray(frameOff, frameOff + capLen), slot * SW_PUNT_DATA_MAX);
     this.frameLen[slot] = capLen;
     this.frameIfindex[slot] = ifindex;
+    this.frameTsNs[slot] = Number(puntMeta.tsNs(buf, off));
     this.d.table.queueInsert(buf, puntMeta.keyOffset(off), {
       flags: flags | (srcIsA ? FlowFlag.FLOW_F_ORIG_A : 0),
       ruleId,
@@ -132,6 +139,7 @@ export class FirstPacketPipeline {
       try {
         this.d.injector.reinject(this.arena.subarray(start, start + this.frameLen[slot]!), this.frameIfindex[slot]!);
         stats.add('reinjected');
+        this.latency.record((Number(this.d.monotonicNs()) - this.frameTsNs[slot]!) / 1000);
       } catch (e) {
         stats.add('reinject_errors');
         log.warn({ err: e }, 're-injecting a first packet failed');

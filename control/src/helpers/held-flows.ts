@@ -9,7 +9,7 @@
 // out at once: order among punted packets is kept.
 import type { Logger } from '../log.js';
 import type { HelperStats } from './helper-stats.js';
-import type { HoldHistogram } from './hold-histogram.js';
+import type { LatencyHistogram } from '../stats/latency-histogram.js';
 
 export interface HeldFlowsDeps {
   /** Re-injects a frame through xdp_syncwall_release. */
@@ -19,7 +19,7 @@ export interface HeldFlowsDeps {
   stats: HelperStats;
   log: Logger;
   monotonicNs(): bigint;
-  histogram: HoldHistogram;
+  histogram: LatencyHistogram;
   /** Frames held at once over all flows; more are dropped (TCP sends them again). */
   maxFrames: number;
 }

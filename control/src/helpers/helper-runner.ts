@@ -19,7 +19,7 @@ import { HeldFlows } from './held-flows.js';
 import type { HelperRegistry } from './helper.js';
 import { helperPacket, tcpPayload } from './helper-packet.js';
 import { HelperStats } from './helper-stats.js';
-import { HoldHistogram } from './hold-histogram.js';
+import { LatencyHistogram } from '../stats/latency-histogram.js';
 
 export interface HelperSettings {
   /** Longest hold of a command waiting for the peers' acks (config helpers.hold_timeout_ms). */
@@ -55,7 +55,7 @@ export class HelperRunner implements FlowEventListener {
   readonly stats = new HelperStats();
   private readonly d: HelperRunnerDeps;
   private readonly expectations: ExpectationTable;
-  private readonly histogram = new HoldHistogram();
+  private readonly histogram = new LatencyHistogram();
   private readonly held: HeldFlows;
   private readonly value = new Uint8Array(FLOW_ENTRY_SIZE);
   private sync: ExpectationSync | undefined;

@@ -1,11 +1,12 @@
-// How long held packets waited, as a log-scale histogram: buckets grow by
-// 2^(1/8) (≈9 %) from 1 µs, so quantiles are within 9 % of the truth with a
-// fixed, small array whatever the number of samples.
+// Latencies (how long held packets waited, how long a first packet took
+// from the punt to its re-injection) as a log-scale histogram: buckets grow
+// by 2^(1/8) (≈9 %) from 1 µs, so quantiles are within 9 % of the truth with
+// a fixed, small array whatever the number of samples.
 const STEPS_PER_DOUBLING = 8;
-/** 1 µs .. 2^27 µs (≈2 min); longer holds land in the last bucket. */
+/** 1 µs .. 2^27 µs (≈2 min); longer samples land in the last bucket. */
 const BUCKETS = 27 * STEPS_PER_DOUBLING + 1;
 
-export class HoldHistogram {
+export class LatencyHistogram {
   private readonly counts = new Float64Array(BUCKETS);
   private total = 0;
   private maxUs = 0;

@@ -2,10 +2,10 @@
 // (≈9 %) of the exact value, never above the largest sample.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HoldHistogram } from '../../control/src/helpers/hold-histogram.js';
+import { LatencyHistogram } from '../../control/src/stats/latency-histogram.js';
 
 test('p50 and p99 are within a bucket of the exact quantiles', () => {
-  const h = new HoldHistogram();
+  const h = new LatencyHistogram();
   // 1..1000 µs, each once: exact p50 500, p99 990
   for (let us = 1; us <= 1000; us++) h.record(us);
   const p50 = h.quantileUs(0.5);
@@ -16,7 +16,7 @@ test('p50 and p99 are within a bucket of the exact quantiles', () => {
 });
 
 test('no samples read as zero; sub-microsecond and huge holds land in the end buckets', () => {
-  const h = new HoldHistogram();
+  const h = new LatencyHistogram();
   assert.equal(h.quantileUs(0.99), 0);
   h.record(0.2);
   assert.equal(h.quantileUs(0.5), 0.2);
