@@ -86,7 +86,7 @@ export class ClusterLab {
       for (const set of ['cluster', 'foreign'] as const) await cluster.makeCerts(set);
     } catch (err) {
       await lab.teardown();
-      throw new ClusterLabError('creating the lab certificates failed', { cause: err });
+      throw new ClusterLabError(`creating the lab certificates failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
     return cluster;
   }
