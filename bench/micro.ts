@@ -115,3 +115,26 @@ export async function xdpCost(report: Report, opts: { quick: boolean; reps: numb
   report.add({ ...ns, name: 'out-of-window drop', subject: 'syncwall', reps: dp.get('invalid') ?? [], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
   report.add({ ...ns, name: 'new-flow punt (ring not drained)', subject: 'syncwall', reps: dp.get('punt') ?? [], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
 }
+
+/** Item 6: on-demand sync between two in-process nodes (bench/sync-latency.ts). */
+export async function syncLatency(report: Report, opts: { quick: boolean; reps: number }): Promise<void> {
+  const burst = opts.quick ? 1000 : 10_000;
+  const runs: { spaced: { p50Us: number; p99Us: number }; burst: { p50Us: number; p99Us: number; entriesPerSec: number }; cpuUsPerEntry: number; wireBytesPerEntry: number }[] = [];
+  for (let i = 0; i < opts.reps; i++) {
+    const out = await runScript('sync-latency.ts', ['--json', '--burst', String(burst), '--spaced', opts.quick ? '50' : '200'], 300_000);
+    try {
+      runs.push(JSON.parse(out.trim().split('\n').pop()!));
+    } catch {
+      throw new ReportFormatError('sync-latency.ts', 'JSON result', out);
+    }
+  }
+  const s = '6 sync';
+  const target = (value: number) => ({ target: { op: '<=' as const, value, on: 'value' as const } });
+  report.add({ section: s, name: 'created on owner → in backup map, p50', subject: 'spaced flows', unit: 'µs', better: 'lower', reps: runs.map((r) => r.spaced.p50Us) });
+  report.add({ section: s, name: 'created on owner → in backup map, p99', subject: 'spaced flows', unit: 'µs', better: 'lower', reps: runs.map((r) => r.spaced.p99Us), ...target(1000) });
+  report.add({ section: s, name: 'created on owner → in backup map, p50', subject: `burst of ${burst}`, unit: 'µs', better: 'lower', reps: runs.map((r) => r.burst.p50Us) });
+  report.add({ section: s, name: 'created on owner → in backup map, p99', subject: `burst of ${burst}`, unit: 'µs', better: 'lower', reps: runs.map((r) => r.burst.p99Us), ...target(1000) });
+  report.add({ section: s, name: 'replicated entries/s (sender + receiver in one process)', subject: 'syncwall', unit: 'entries/s', better: 'higher', reps: runs.map((r) => r.burst.entriesPerSec) });
+  report.add({ section: s, name: 'CPU per replicated entry', subject: 'syncwall', unit: 'µs', better: 'lower', reps: runs.map((r) => r.cpuUsPerEntry) });
+  report.add({ section: s, name: 'wire bytes per entry', subject: 'syncwall', unit: 'B', better: 'lower', reps: runs.map((r) => r.wireBytesPerEntry) });
+}

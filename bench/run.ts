@@ -13,7 +13,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { labSuite, type LabPlan } from './lab-suite.js';
 import { Report } from './lib/report.js';
-import { ringbufDrain, ruleScaling, xdpCost } from './micro.js';
+import { ringbufDrain, ruleScaling, syncLatency, xdpCost } from './micro.js';
 
 const { values } = parseArgs({
   options: {
@@ -72,6 +72,7 @@ if (only.has('xdp')) await step('1 xdp cost', () => xdpCost(report, { quick, rep
 if (only.has('micro')) {
   await step('5 rules', () => ruleScaling(report, microReps));
   await step('- ringbuf', () => ringbufDrain(report, microReps));
+  await step('6 sync', () => syncLatency(report, { quick, reps: microReps }));
 }
 if (only.has('lab')) await step('2-4 lab', () => labSuite(report, labPlan, log));
 
