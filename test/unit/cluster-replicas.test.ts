@@ -83,6 +83,22 @@ test('installs are written in batches of the chunk size; removals skip owned buc
   assert.equal(table.get(tcpKey(1)), undefined);
 });
 
+test('pruning drops node-specific entries of buckets outside this node\'s groups and keeps common state', async () => {
+  const { table, stats, store: s } = store();
+  const served = bucketOf(keyBytes(tcpKey(1)), 0);
+  const foreign = Array.from({ length: 50 }, (_, i) => tcpKey(i + 2)).filter((k) => bucketOf(keyBytes(k), 0) !== served);
+  table.put(tcpKey(1), entry());
+  for (const k of foreign) table.put(k, entry());
+  const common = foreign.pop()!;
+  table.put(common, entry({ flags: FlowFlag.FLOW_F_COMMON }));
+  const pruned = await s.pruneOutside((b) => b === served);
+  assert.equal(pruned, foreign.length);
+  assert.equal(stats.get('replicas_pruned'), foreign.length);
+  assert.ok(table.get(tcpKey(1)), 'an entry of a served bucket stays');
+  assert.ok(table.get(common), 'common state stays on every node');
+  for (const k of foreign) assert.equal(table.get(k), undefined);
+});
+
 test('membership: active and draining nodes own buckets until they hand over; joining and failed ones do not', () => {
   const m = new Membership(1, [2, 3, 4]);
   assert.deepEqual(m.members(), []);

@@ -390,7 +390,19 @@ export class ClusterNode {
     if (this.membership.state !== 'active') return;
     const served = new Map([...this.servedJoins].filter(([peer]) => members.includes(peer)));
     for (const peer of served.keys()) this.servedJoins.delete(peer);
-    this.replicator.rereplicate(before, after, served).catch((err: unknown) => this.log.error({ err }, 're-replication failed'));
+    this.replicator
+      .rereplicate(before, after, served)
+      .then(() => this.pruneForeignEntries())
+      .catch((err: unknown) => this.log.error({ err }, 're-replication failed'));
+  }
+
+  /** Once the new groups have their entries, drops ours of buckets we no longer serve. */
+  private async pruneForeignEntries(): Promise<void> {
+    if (this.stopped || this.drainTarget || this.membership.state !== 'active') return;
+    const self = this.cfg.nodeId;
+    // the ownership in force when each chunk is checked: it may change again mid-scan
+    const pruned = await this.replicas.pruneOutside((b) => this.ownership.inGroup(b, self));
+    if (pruned > 0) this.log.info({ pruned }, 'dropped entries of buckets this node no longer serves');
   }
 
   private runPeriodicPass(): void {

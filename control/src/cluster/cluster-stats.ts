@@ -12,6 +12,7 @@ export const CLUSTER_COUNTERS = [
   'entries_received',
   'removes_received',
   'replicas_installed',
+  'replicas_pruned',
   'replicas_ignored',
   'replicas_removed',
   'periodic_passes',

@@ -11,12 +11,13 @@
 //   version), so a late or duplicate message never rolls an entry back.
 import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, flowEntry, flowKey, type FlowKey } from '../bpf/codec.js';
 import type { ConnTable } from '../bpf/conn-table.js';
+import { FlowFlag } from '../gen/layout.js';
 import { bucketOf } from './bucket.js';
 import type { ClusterStats } from './cluster-stats.js';
 import { encodeReplica, replicaLastSeenNs } from './flow-record.js';
 import type { FlowRecord } from './types.js';
 
-export type ReplicaTable = Pick<ConnTable, 'lookupRaw' | 'upsertBatch' | 'deleteBatch'>;
+export type ReplicaTable = Pick<ConnTable, 'lookupRaw' | 'upsertBatch' | 'deleteBatch' | 'scanChunks'>;
 
 export interface ReplicaStoreDeps {
   table: ReplicaTable;
@@ -82,6 +83,29 @@ export class ReplicaStore {
     removed += this.d.table.deleteBatch(this.keys, n);
     this.d.stats.add('replicas_removed', removed);
     return removed;
+  }
+
+  /**
+   * Deletes the node-specific entries of buckets whose group (owner and
+   * backups) no longer includes this node: after a join or a restart the
+   * buckets' entries live on their new groups, and keeping ours would make
+   * this node hold more than its (1+k)/N share. Common state stays.
+   */
+  async pruneOutside(inGroup: (bucket: number) => boolean): Promise<number> {
+    let pruned = 0;
+    await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
+      let n = 0;
+      for (let i = 0; i < count; i++) {
+        const kOff = i * FLOW_KEY_SIZE;
+        if (flowEntry.flags(values, i * FLOW_ENTRY_SIZE) & FlowFlag.FLOW_F_COMMON) continue;
+        if (inGroup(bucketOf(keys, kOff))) continue;
+        this.keys.set(keys.subarray(kOff, kOff + FLOW_KEY_SIZE), n++ * FLOW_KEY_SIZE);
+      }
+      pruned += this.d.table.deleteBatch(this.keys, n);
+      return true;
+    });
+    this.d.stats.add('replicas_pruned', pruned);
+    return pruned;
   }
 
   private wanted(r: FlowRecord, kOff: number, now: bigint): boolean {
