@@ -10,7 +10,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BpfObject, progTestRun } from '../control/src/bpf/libbpf.js';
-import { IPPROTO_TCP, IPPROTO_UDP } from '../control/src/net/packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../control/src/net/protocols.js';
 import { normalizedKey, TestDataplane, VERDICT_NAMES } from '../test/bpf/harness.js';
 import { CLIENT4, frame, SERVER4 } from '../test/bpf/packets.js';
 

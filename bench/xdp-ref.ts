@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { flowEntry, flowKey } from '../control/src/bpf/codec.js';
 import { BpfObject, mapUpdateBatch, progTestRun } from '../control/src/bpf/libbpf.js';
 import { addressBytes } from '../control/src/net/address.js';
-import { IPPROTO_TCP, IPPROTO_UDP } from '../control/src/net/packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../control/src/net/protocols.js';
 import { REPO_ROOT } from '../test/lab/paths.js';
 import { CLIENT4, frame, SERVER4 } from '../test/bpf/packets.js';
 

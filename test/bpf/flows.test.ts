@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EventType, FlowState } from '../../control/src/gen/layout.js';
-import { buildIpPacket, IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../../control/src/net/packet.js';
+import { buildIpPacket } from '../../control/src/net/packet.js';
+import { IPPROTO_GRE, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../../control/src/net/protocols.js';
 import { check, showPacket } from './fixture.js';
 import { LOOPBACK_IFINDEX, normalizedKey, TestDataplane, XDP_DROP, XDP_PASS } from './harness.js';
 import { CLIENT4, CLIENT6, frame, ipSpec, SERVER4, SERVER6, type Family } from './packets.js';

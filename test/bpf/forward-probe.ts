@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { ifNameToIndex } from '../../control/src/bpf/libbpf.js';
 import { DpConfigFlag } from '../../control/src/gen/layout.js';
-import { buildFrame, IPPROTO_TCP, IPPROTO_UDP, type L4Spec } from '../../control/src/net/packet.js';
+import { buildFrame, type L4Spec } from '../../control/src/net/packet.js';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../../control/src/net/protocols.js';
 import { check } from './fixture.js';
 import { normalizedKey, TestDataplane, XDP_PASS, XDP_REDIRECT } from './harness.js';
 import { IN_DEV, NO_NEIGH4, NO_NEIGH6, OUT_MAC, OUT_MTU, ROUTER4, ROUTER6, SERVER_MAC } from './forward-topology.js';

@@ -3,7 +3,8 @@
 // traffic that goes to the stack untouched (ARP, neighbour discovery).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildArpRequest, buildFrame, ETH_P_8021AD, IPPROTO_GRE, type Ipv6Extension } from '../../control/src/net/packet.js';
+import { buildArpRequest, buildFrame, ETH_P_8021AD, type Ipv6Extension } from '../../control/src/net/packet.js';
+import { IPPROTO_GRE } from '../../control/src/net/protocols.js';
 import { check, showPacket, type Fixture } from './fixture.js';
 import { TestDataplane, XDP_DROP, XDP_PASS } from './harness.js';
 import { CLIENT4, CLIENT6, frame, SERVER4, SERVER6 } from './packets.js';

@@ -1,12 +1,8 @@
 // One-line, tcpdump-like description of a frame, for logs and test failures.
 // Never throws: a truncated or bogus header ends the description with a note.
 import { formatAddress, formatMac } from './address.js';
+import { ETH_P_8021AD, ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6 } from './packet.js';
 import {
-  ETH_P_8021AD,
-  ETH_P_8021Q,
-  ETH_P_ARP,
-  ETH_P_IP,
-  ETH_P_IPV6,
   IPPROTO_DSTOPTS,
   IPPROTO_FRAGMENT,
   IPPROTO_HOPOPTS,
@@ -15,7 +11,7 @@ import {
   IPPROTO_ROUTING,
   IPPROTO_TCP,
   IPPROTO_UDP,
-} from './packet.js';
+} from './protocols.js';
 
 const TCP_FLAG_LETTERS = 'FSRPAUEC';
 

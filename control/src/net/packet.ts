@@ -7,11 +7,9 @@ import { finishChecksum, internetChecksum, pseudoHeaderSum, sumWords } from './c
 import {
   IPPROTO_DSTOPTS,
   IPPROTO_FRAGMENT,
-  IPPROTO_GRE,
   IPPROTO_HOPOPTS,
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
-  IPPROTO_NONE,
   IPPROTO_ROUTING,
   IPPROTO_TCP,
   IPPROTO_UDP,
@@ -22,19 +20,6 @@ export const ETH_P_IPV6 = 0x86dd;
 export const ETH_P_ARP = 0x0806;
 export const ETH_P_8021Q = 0x8100;
 export const ETH_P_8021AD = 0x88a8;
-// Re-exported so tests build packets from one import.
-export {
-  IPPROTO_DSTOPTS,
-  IPPROTO_FRAGMENT,
-  IPPROTO_GRE,
-  IPPROTO_HOPOPTS,
-  IPPROTO_ICMP,
-  IPPROTO_ICMPV6,
-  IPPROTO_NONE,
-  IPPROTO_ROUTING,
-  IPPROTO_TCP,
-  IPPROTO_UDP,
-};
 
 export class PacketBuildError extends Error {
   constructor(message: string, options?: ErrorOptions) {
