@@ -8,7 +8,6 @@ BUILD := build
 CLANG ?= clang
 # uapi headers; asm/ lives in the multiarch directory clang -target bpf does not search
 BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -mcpu=v3 -Ibpf/include \
-	-I/usr/include/$(shell uname -m)-linux-gnu \
 	-I/usr/include/$(shell uname -m)-linux-gnu
 NODE_TEST := node --import tsx --test --test-concurrency=1
 
@@ -18,11 +17,10 @@ BPF_OBJ := $(BUILD)/syncwall.bpf.o
 # a reference (parse + one hash lookup); bench/forwarding.ts drops with xdp_drop
 BENCH_BPF_OBJ := $(BUILD)/xdp_pass.bpf.o $(BUILD)/xdp_ref.bpf.o $(BUILD)/xdp_drop.bpf.o
 LAYOUT_TS := control/src/gen/layout.ts
-TS_SOURCES := $(shell find control/src tools -name '*.ts' -not -path 'control/src/gen/*' 2>/dev/null)
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool tcpdump \
-	iperf3 socat curl python3 netcat-openbsd nftables conntrack make \
-	netsniff-ng xdp-tools openssl vsftpd
+	iperf3 socat curl netcat-openbsd nftables conntrack make bsdextrautils \
+	netsniff-ng openssl vsftpd
 
 .PHONY: all help setup build bpf gen ts test test-unit test-bpf test-lab bench bench-quick demo clean
 
