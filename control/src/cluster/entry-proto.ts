@@ -7,6 +7,7 @@
 // as their default, absent sub-messages as null/undefined.
 import type { FlowKey, TcpWindow } from '../bpf/codec.js';
 import { SwFamily } from '../gen/layout.js';
+import type { ProtoWriter } from './proto-writer.js';
 import type { ExpectationRecord, FlowRecord } from './types.js';
 
 export class EntryProtoError extends Error {
@@ -134,6 +135,55 @@ export function recordToProto(r: FlowRecord): ProtoFlowRecord {
     ageMs: Math.max(0, Math.round(r.ageMs)),
     idleMs: Math.max(0, Math.round(r.idleMs)),
   };
+}
+
+/**
+ * Writes r as an embedded FlowRecord field, the same message recordToProto
+ * describes, without the intermediate objects (the replication hot path).
+ * Field numbers are those of proto/sync.proto; zero scalars are omitted, as
+ * proto3 allows.
+ */
+export function writeRecord(w: ProtoWriter, field: number, r: FlowRecord): void {
+  const at = w.begin(field);
+  writeKey(w, 1, r.key);
+  w.uint32(2, r.state);
+  w.uint32(3, r.flags);
+  w.uint32(4, r.helper);
+  w.uint32(5, r.lastDir);
+  w.uint32(6, r.ownerNode);
+  w.uint32(7, r.ruleId);
+  w.uint32(8, r.version);
+  writeWindow(w, 9, r.win[0]);
+  writeWindow(w, 10, r.win[1]);
+  w.uint64(11, r.packets[0]);
+  w.uint64(12, r.packets[1]);
+  w.uint64(13, r.bytes[0]);
+  w.uint64(14, r.bytes[1]);
+  w.uint53(15, Math.max(0, Math.round(r.ageMs)));
+  w.uint53(16, Math.max(0, Math.round(r.idleMs)));
+  w.end(at);
+}
+
+function writeKey(w: ProtoWriter, field: number, k: FlowKey): void {
+  const at = w.begin(field);
+  w.uint32(1, k.family);
+  w.uint32(2, k.proto);
+  w.bytes(3, k.addrA);
+  w.bytes(4, k.addrB);
+  w.uint32(5, k.portA);
+  w.uint32(6, k.portB);
+  w.end(at);
+}
+
+function writeWindow(w: ProtoWriter, field: number, t: TcpWindow): void {
+  const at = w.begin(field);
+  w.uint32(1, t.end);
+  w.uint32(2, t.maxEnd);
+  w.uint32(3, t.maxWin);
+  w.uint32(4, t.maxAck);
+  w.uint32(5, t.scale);
+  w.uint32(6, t.flags);
+  w.end(at);
 }
 
 /** Fields an older sender did not know read as 0; fields a newer sender added are ignored. */

@@ -12,13 +12,14 @@ import {
   keyToProto,
   numberFromProto,
   recordFromProto,
-  recordToProto,
+  writeRecord,
   type ProtoExpectation,
   type ProtoFlowKey,
   type ProtoFlowRecord,
   type ProtoU64,
 } from './entry-proto.js';
-import type { NodeState, StateClass, SyncPayload } from './types.js';
+import { ProtoWriter } from './proto-writer.js';
+import type { FlowRecord, NodeState, StateClass, SyncPayload } from './types.js';
 
 const root = protobuf.loadSync(findInstallFile('proto/sync.proto'));
 const FrameType = root.lookupType('syncwall.sync.v1.Frame');
@@ -103,10 +104,9 @@ interface ProtoFrame {
   heartbeat?: { state?: number } | null;
 }
 
-function payloadToProto(p: SyncPayload): ProtoPayload {
+/** Payload kinds that carry flow records are written by writeRecords (see encodePayload). */
+function payloadToProto(p: Exclude<SyncPayload, { kind: 'entries' | 'bulk' }>): ProtoPayload {
   switch (p.kind) {
-    case 'entries':
-      return { entries: { cls: CLASSES.indexOf(p.cls), entries: p.entries.map(recordToProto) } };
     case 'removes':
       return { removes: { keys: p.keys.map(keyToProto) } };
     case 'request':
@@ -119,8 +119,6 @@ function payloadToProto(p: SyncPayload): ProtoPayload {
           common: p.common ?? false,
         },
       };
-    case 'bulk':
-      return { bulk: { requestId: p.requestId, entries: p.entries.map(recordToProto), last: p.last } };
     case 'handover':
       return { handover: { buckets: p.buckets } };
     case 'expectations':
@@ -158,8 +156,38 @@ export function payloadFromProto(m: ProtoPayload): SyncPayload {
   throw new UnknownPayloadError('payload of a kind this version does not know');
 }
 
+/** Reused by every encodePayload call (synchronous, so never shared by two). */
+const writer = new ProtoWriter();
+
+/**
+ * Payloads of flow records, the bulk of the traffic, go through ProtoWriter
+ * (field numbers of proto/sync.proto: Payload.entries = 1 {cls = 1,
+ * entries = 2}, Payload.bulk = 4 {request_id = 1, entries = 2, last = 3});
+ * the rarer kinds through protobufjs.
+ */
 export function encodePayload(p: SyncPayload): Uint8Array {
+  if (p.kind === 'entries') {
+    writer.reset();
+    const at = writer.begin(1);
+    writer.uint32(1, CLASSES.indexOf(p.cls));
+    writeRecords(p.entries, 2);
+    writer.end(at);
+    return writer.finish();
+  }
+  if (p.kind === 'bulk') {
+    writer.reset();
+    const at = writer.begin(4);
+    writer.uint32(1, p.requestId);
+    writeRecords(p.entries, 2);
+    writer.uint32(3, p.last ? 1 : 0);
+    writer.end(at);
+    return writer.finish();
+  }
   return PayloadType.encode(payloadToProto(p)).finish();
+}
+
+function writeRecords(records: readonly FlowRecord[], field: number): void {
+  for (const r of records) writeRecord(writer, field, r);
 }
 
 /** How many flows a payload carries (entries, bulk records or removed keys), for counters. */
