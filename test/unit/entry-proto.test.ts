@@ -3,12 +3,24 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
-import { EntryProtoError, recordFromProto, recordToProto } from '../../control/src/cluster/entry-proto.js';
+import { EntryProtoError, recordFromProto, writeRecord } from '../../control/src/cluster/entry-proto.js';
+import { ProtoWriter } from '../../control/src/cluster/proto-writer.js';
 import { decodeFrame, encodeFrame, encodePayload, payloadFromProto } from '../../control/src/cluster/transport-codec.js';
 import type { FlowRecord, SyncPayload } from '../../control/src/cluster/types.js';
 import { findInstallFile } from '../../control/src/install-files.js';
 
-const current = protobuf.loadSync(findInstallFile('proto/sync.proto')).lookupType('syncwall.sync.v1.FlowRecord');
+const root = protobuf.loadSync(findInstallFile('proto/sync.proto'));
+const current = root.lookupType('syncwall.sync.v1.FlowRecord');
+// writeRecord writes a FlowRecord as an embedded field: decode it through a one-field wrapper.
+const wrapper = new protobuf.Type('RecordWrapper').add(new protobuf.Field('record', 1, 'syncwall.sync.v1.FlowRecord'));
+root.add(wrapper);
+
+/** r as the production encoder puts it on the wire, decoded by protobufjs into a message object. */
+function onWire(r: FlowRecord): Record<string, any> {
+  const w = new ProtoWriter();
+  writeRecord(w, 1, r);
+  return (wrapper.decode(w.finish()) as unknown as { record: Record<string, any> }).record;
+}
 
 const v4: FlowRecord = {
   key: { family: 4, proto: 6, addrA: new Uint8Array([10, 0, 0, 1]), addrB: new Uint8Array([192, 168, 1, 9]), portA: 443, portB: 51000 },
@@ -27,7 +39,7 @@ const v6: FlowRecord = {
   key: { family: 6, proto: 17, addrA: new Uint8Array(16).fill(0x20), addrB: new Uint8Array(16).fill(0xfe), portA: 53, portB: 53 },
 };
 
-const viaWire = (r: FlowRecord): FlowRecord => recordFromProto(current.decode(current.encode(recordToProto(r)).finish()) as never);
+const viaWire = (r: FlowRecord): FlowRecord => recordFromProto(onWire(r) as never);
 
 test('records survive the wire exactly, IPv4 and IPv6, counters up to 2^64-1', () => {
   assert.deepEqual(viaWire(v4), v4);
@@ -38,7 +50,7 @@ test('a message from an older schema (fewer fields) decodes with defaults', () =
   const older = protobuf.parse(`syntax = "proto3";
     message FlowKey { uint32 family = 1; uint32 proto = 2; bytes addr_a = 3; bytes addr_b = 4; uint32 port_a = 5; uint32 port_b = 6; }
     message FlowRecord { FlowKey key = 1; uint32 state = 2; uint64 packets_orig = 11; }`).root.lookupType('FlowRecord');
-  const bytes = older.encode({ key: recordToProto(v4).key, state: 4, packetsOrig: 9 }).finish();
+  const bytes = older.encode({ key: onWire(v4)['key'], state: 4, packetsOrig: 9 }).finish();
   const r = recordFromProto(current.decode(bytes) as never);
   assert.deepEqual(r.key, v4.key);
   assert.equal(r.state, 4);
@@ -56,13 +68,13 @@ test('a message from a newer schema (extra fields, also in nested messages) deco
       uint32 owner_node = 6; uint32 rule_id = 7; uint32 version = 8; TcpWindow win_orig = 9; TcpWindow win_reply = 10;
       uint64 packets_orig = 11; uint64 packets_reply = 12; uint64 bytes_orig = 13; uint64 bytes_reply = 14;
       uint64 age_ms = 15; uint64 idle_ms = 16; string vpn_tunnel = 40; repeated fixed64 future = 41; }`).root.lookupType('FlowRecord');
-  const m = recordToProto(v4);
-  const bytes = newer.encode({ ...m, key: { ...m.key, zone: 12 }, vpnTunnel: 'ipsec-7', future: [1, 2, 3] }).finish();
+  const m = current.toObject(current.fromObject(onWire(v4)), { longs: String });
+  const bytes = newer.encode({ ...m, key: { ...m['key'], zone: 12 }, vpnTunnel: 'ipsec-7', future: [1, 2, 3] }).finish();
   assert.deepEqual(recordFromProto(current.decode(bytes) as never), v4);
 });
 
 test('keys no data plane could hold are rejected with a reason', () => {
-  const bad = recordToProto(v4);
+  const bad = onWire(v4);
   assert.throws(() => recordFromProto({ ...bad, key: null }), EntryProtoError);
   assert.throws(() => recordFromProto({ ...bad, key: { ...bad.key, family: 5 } }), /unknown address family 5/);
   assert.throws(() => recordFromProto({ ...bad, key: { ...bad.key, family: 6 } }), /16-byte addresses/);

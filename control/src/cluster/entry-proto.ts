@@ -56,11 +56,6 @@ export interface ProtoFlowRecord {
 
 const TWO_32 = 0x1_0000_0000n;
 
-export function u64ToProto(v: bigint): ProtoU64 {
-  if (v <= BigInt(Number.MAX_SAFE_INTEGER)) return Number(v);
-  return { low: Number(v % TWO_32), high: Number((v / TWO_32) % TWO_32), unsigned: true };
-}
-
 export function u64FromProto(v: ProtoU64 | undefined | null): bigint {
   if (v == null) return 0n;
   if (typeof v === 'number') return BigInt(v);
@@ -101,10 +96,6 @@ export function keyFromProto(m: ProtoFlowKey | null | undefined): FlowKey {
   };
 }
 
-function windowToProto(w: TcpWindow): ProtoTcpWindow {
-  return { end: w.end, maxEnd: w.maxEnd, maxWin: w.maxWin, maxAck: w.maxAck, scale: w.scale, flags: w.flags };
-}
-
 function windowFromProto(m: ProtoTcpWindow | null | undefined): TcpWindow {
   return {
     end: m?.end ?? 0,
@@ -116,30 +107,10 @@ function windowFromProto(m: ProtoTcpWindow | null | undefined): TcpWindow {
   };
 }
 
-export function recordToProto(r: FlowRecord): ProtoFlowRecord {
-  return {
-    key: keyToProto(r.key),
-    state: r.state,
-    flags: r.flags,
-    helper: r.helper,
-    lastDir: r.lastDir,
-    ownerNode: r.ownerNode,
-    ruleId: r.ruleId,
-    version: r.version,
-    winOrig: windowToProto(r.win[0]),
-    winReply: windowToProto(r.win[1]),
-    packetsOrig: u64ToProto(r.packets[0]),
-    packetsReply: u64ToProto(r.packets[1]),
-    bytesOrig: u64ToProto(r.bytes[0]),
-    bytesReply: u64ToProto(r.bytes[1]),
-    ageMs: Math.max(0, Math.round(r.ageMs)),
-    idleMs: Math.max(0, Math.round(r.idleMs)),
-  };
-}
-
 /**
- * Writes r as an embedded FlowRecord field, the same message recordToProto
- * describes, without the intermediate objects (the replication hot path).
+ * Writes r as an embedded FlowRecord message of proto/sync.proto: the one
+ * place a FlowRecord is encoded, without intermediate objects (the
+ * replication hot path).
  * Field numbers are those of proto/sync.proto; zero scalars are omitted, as
  * proto3 allows.
  */
