@@ -9,25 +9,15 @@ import { puntMeta } from '../control/src/bpf/codec.js';
 import { BpfObject, progTestRun } from '../control/src/bpf/libbpf.js';
 import { RingBufferConsumer } from '../control/src/bpf/ringbuf.js';
 import { DpConfigLayout, MapName, ProgName, RodataVar } from '../control/src/gen/layout.js';
+import { buildFrame } from '../control/src/net/packet.js';
 
 const objPath = process.argv[2] ?? 'build/syncwall.bpf.o';
 const RING_SIZE = 16 << 20;
 const ROUNDS = 20;
 
-/** A 60-byte Ethernet/IPv4/UDP frame with no connection entry: the program punts it. */
+/** An Ethernet/IPv4/UDP frame with no connection entry: the program punts it. */
 function udpFrame(): Uint8Array {
-  const f = new Uint8Array(60);
-  const dv = new DataView(f.buffer);
-  dv.setUint16(12, 0x0800);
-  f.set([0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2], 14);
-  let sum = 0;
-  for (let i = 14; i < 34; i += 2) sum += dv.getUint16(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  dv.setUint16(24, ~sum & 0xffff);
-  dv.setUint16(34, 40000);
-  dv.setUint16(36, 53);
-  dv.setUint16(38, 26);
-  return f;
+  return buildFrame({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2' }, l4: { proto: 'udp', sport: 40000, dport: 53, payload: new Uint8Array(18) } });
 }
 
 const obj = BpfObject.open(objPath);

@@ -11,6 +11,7 @@ import { ConnTable, ConnTableError } from '../../control/src/bpf/conn-table.js';
 import { readCounters } from '../../control/src/bpf/counters.js';
 import { BpfObject, mapUpdate, progTestRun } from '../../control/src/bpf/libbpf.js';
 import { DpConfigLayout, FlowFlag, FlowState, MapName, ProgName, RodataVar, SwCounter } from '../../control/src/gen/layout.js';
+import { buildFrame } from '../../control/src/net/packet.js';
 
 const OBJ = resolve(fileURLToPath(new URL('../..', import.meta.url)), 'build/syncwall.bpf.o');
 const TABLE_SIZE = 16384;
@@ -203,17 +204,7 @@ describe('readCounters', () => {
   it('sums the per-CPU counters under their enum names', () => {
     const obj = load(64);
     try {
-      const frame = new Uint8Array(60);
-      const dv = new DataView(frame.buffer);
-      dv.setUint16(12, 0x0800);
-      frame.set([0x45, 0, 0, 46, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2], 14);
-      let sum = 0;
-      for (let i = 14; i < 34; i += 2) sum += dv.getUint16(i);
-      while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-      dv.setUint16(24, ~sum & 0xffff);
-      dv.setUint16(34, 5353);
-      dv.setUint16(36, 53);
-      dv.setUint16(38, 26);
+      const frame = buildFrame({ ip: { version: 4, src: '10.0.0.1', dst: '10.0.0.2' }, l4: { proto: 'udp', sport: 5353, dport: 53, payload: new Uint8Array(18) } });
       const prog = obj.programFd(ProgName.xdp_syncwall);
       for (let i = 0; i < 5; i++) progTestRun(prog, { data: frame });
       const counters = readCounters(obj.mapFd(MapName.sw_counters));
