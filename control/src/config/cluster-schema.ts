@@ -7,16 +7,9 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { IFNAME } from '../rules/names.js';
+import { expect, intIn, nonEmpty, positiveInt } from './schema-parts.js';
 
-const expect = (expected: string) => ({
-  error: (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : expected),
-});
-const intIn = (min: number, max: number) => {
-  const message = { error: `expected an integer from ${min} to ${max}` };
-  return z.int(message).min(min, message).max(max, message);
-};
-const positiveInt = () => z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
-const path = () => z.string(expect('expected a path')).min(1, { error: 'expected a path' });
+const path = () => nonEmpty('expected a path');
 
 /** host:port with an IPv4 address, [IPv6] or a host name, and a port 1..65535. */
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/;

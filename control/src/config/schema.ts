@@ -6,20 +6,10 @@
 import { z } from 'zod';
 import { IFNAME, ZONE } from '../rules/names.js';
 import { clusterSchema, type ClusterConfig } from './cluster-schema.js';
+import { expect, intIn, nonEmpty, positiveInt } from './schema-parts.js';
 
 export type { ClusterConfig } from './cluster-schema.js';
 
-/** zod error option: "is required" when the key is missing, `expected` otherwise. */
-const expect = (expected: string) => ({
-  error: (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : expected),
-});
-
-const intIn = (min: number, max: number) => {
-  const message = { error: `expected an integer from ${min} to ${max}` };
-  return z.int(message).min(min, message).max(max, message);
-};
-const positiveInt = () => z.int({ error: 'expected a positive integer' }).positive({ error: 'expected a positive integer' });
-const nonEmpty = (what: string) => z.string(expect(what)).min(1, { error: what });
 /** A mapping whose keys all have defaults, so the whole section may be left out. */
 const section = <T extends z.ZodRawShape>(shape: T) =>
   // `{}` is valid input because every key has a default; the generic type cannot see that.
