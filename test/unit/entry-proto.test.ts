@@ -1,11 +1,13 @@
 // FlowRecord <-> protobuf: round trips, 64-bit counters, and messages from
-// older and newer schema versions (missing fields default, unknown ones are skipped).
+// older and newer schema versions (missing fields default, unknown ones are
+// skipped). The direct writer and reader are checked against protobufjs.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
-import { EntryProtoError, recordFromProto, writeRecord } from '../../control/src/cluster/entry-proto.js';
+import { EntryProtoError, readRecord, writeRecord } from '../../control/src/cluster/entry-proto.js';
+import { ProtoReader, ProtoReadError } from '../../control/src/cluster/proto-reader.js';
 import { ProtoWriter } from '../../control/src/cluster/proto-writer.js';
-import { decodeFrame, encodeFrame, encodePayload, payloadFromProto } from '../../control/src/cluster/transport-codec.js';
+import { decodeFrame, decodePayload, encodeFrame, encodePayload } from '../../control/src/cluster/transport-codec.js';
 import type { FlowRecord, SyncPayload } from '../../control/src/cluster/types.js';
 import { findInstallFile } from '../../control/src/install-files.js';
 
@@ -39,11 +41,53 @@ const v6: FlowRecord = {
   key: { family: 6, proto: 17, addrA: new Uint8Array(16).fill(0x20), addrB: new Uint8Array(16).fill(0xfe), portA: 53, portB: 53 },
 };
 
-const viaWire = (r: FlowRecord): FlowRecord => recordFromProto(onWire(r) as never);
+/** A FlowRecord message's bytes (from any encoder) read back by the production reader. */
+function readBare(message: Uint8Array): FlowRecord {
+  const wrapped = protobuf.Writer.create().uint32((1 << 3) | 2).bytes(message).finish();
+  const rd = new ProtoReader(wrapped);
+  assert.ok(rd.next());
+  return readRecord(rd);
+}
+
+/** r written by the production writer, read back by the production reader. */
+function viaWire(r: FlowRecord): FlowRecord {
+  const w = new ProtoWriter();
+  writeRecord(w, 1, r);
+  const rd = new ProtoReader(w.finish());
+  assert.ok(rd.next());
+  return readRecord(rd);
+}
 
 test('records survive the wire exactly, IPv4 and IPv6, counters up to 2^64-1', () => {
   assert.deepEqual(viaWire(v4), v4);
   assert.deepEqual(viaWire(v6), v6);
+});
+
+test('the reader reads what protobufjs writes, and protobufjs reads what the writer writes', () => {
+  let seed = 7;
+  const rnd = (max: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % max;
+  };
+  const big = (): bigint => (BigInt(rnd(2 ** 31)) << BigInt(rnd(34))) + BigInt(rnd(1000));
+  const win = () => ({ end: rnd(2 ** 31) * 2, maxEnd: rnd(2 ** 31), maxWin: rnd(65536), maxAck: rnd(2 ** 31), scale: rnd(15), flags: rnd(8) });
+  for (let i = 0; i < 200; i++) {
+    const r: FlowRecord = {
+      ...(i % 2 ? v4 : v6),
+      state: rnd(8), flags: rnd(256), helper: rnd(3), lastDir: rnd(2), ownerNode: rnd(65536), ruleId: rnd(2 ** 31) * 2, version: rnd(2 ** 31),
+      win: [win(), win()],
+      packets: [big(), big()],
+      bytes: [big(), big()],
+      ageMs: rnd(2 ** 31) * rnd(2 ** 20),
+      idleMs: rnd(100),
+    };
+    const w = new ProtoWriter();
+    writeRecord(w, 1, r);
+    const m = onWire(r);
+    // the same bytes as protobufjs writes for the record it decoded from ours
+    assert.deepEqual(Buffer.from(w.finish()), Buffer.from(wrapper.encode({ record: m }).finish()));
+    assert.deepEqual(readBare(current.encode(m).finish()), r);
+  }
 });
 
 test('a message from an older schema (fewer fields) decodes with defaults', () => {
@@ -51,7 +95,7 @@ test('a message from an older schema (fewer fields) decodes with defaults', () =
     message FlowKey { uint32 family = 1; uint32 proto = 2; bytes addr_a = 3; bytes addr_b = 4; uint32 port_a = 5; uint32 port_b = 6; }
     message FlowRecord { FlowKey key = 1; uint32 state = 2; uint64 packets_orig = 11; }`).root.lookupType('FlowRecord');
   const bytes = older.encode({ key: onWire(v4)['key'], state: 4, packetsOrig: 9 }).finish();
-  const r = recordFromProto(current.decode(bytes) as never);
+  const r = readBare(bytes);
   assert.deepEqual(r.key, v4.key);
   assert.equal(r.state, 4);
   assert.deepEqual(r.packets, [9n, 0n]);
@@ -70,14 +114,23 @@ test('a message from a newer schema (extra fields, also in nested messages) deco
       uint64 age_ms = 15; uint64 idle_ms = 16; string vpn_tunnel = 40; repeated fixed64 future = 41; }`).root.lookupType('FlowRecord');
   const m = current.toObject(current.fromObject(onWire(v4)), { longs: String });
   const bytes = newer.encode({ ...m, key: { ...m['key'], zone: 12 }, vpnTunnel: 'ipsec-7', future: [1, 2, 3] }).finish();
-  assert.deepEqual(recordFromProto(current.decode(bytes) as never), v4);
+  assert.deepEqual(readBare(bytes), v4);
 });
 
 test('keys no data plane could hold are rejected with a reason', () => {
   const bad = onWire(v4);
-  assert.throws(() => recordFromProto({ ...bad, key: null }), EntryProtoError);
-  assert.throws(() => recordFromProto({ ...bad, key: { ...bad.key, family: 5 } }), /unknown address family 5/);
-  assert.throws(() => recordFromProto({ ...bad, key: { ...bad.key, family: 6 } }), /16-byte addresses/);
+  const encoded = (m: Record<string, any>): Uint8Array => current.encode(m).finish();
+  assert.throws(() => readBare(encoded({ ...bad, key: null })), EntryProtoError);
+  assert.throws(() => readBare(encoded({ ...bad, key: { ...bad['key'], family: 5 } })), /unknown address family 5/);
+  assert.throws(() => readBare(encoded({ ...bad, key: { ...bad['key'], family: 6 } })), /16-byte addresses/);
+});
+
+test('broken bytes are refused, not misread', () => {
+  const whole = encodeFrame({ ack: 1, firstSeq: 2, payloads: [encodePayload({ kind: 'entries', cls: 'node', entries: [v4] })] });
+  assert.throws(() => decodeFrame(whole.subarray(0, whole.length - 3)), ProtoReadError);
+  const payload = decodeFrame(whole).payloads[0]!;
+  assert.throws(() => decodePayload(payload.subarray(0, payload.length - 1)), ProtoReadError);
+  assert.throws(() => decodeFrame(Uint8Array.of(0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01)), /longer than 10 bytes/);
 });
 
 test('every payload kind survives a frame; seqs follow first_seq; hello and heartbeat ride along', () => {
@@ -95,7 +148,7 @@ test('every payload kind survives a frame; seqs follow first_seq; hello and hear
   assert.equal(frame.firstSeq, 77);
   assert.deepEqual(frame.hello, hello);
   assert.equal(frame.heartbeat, 'active');
-  assert.deepEqual(frame.payloads.map(payloadFromProto), payloads);
+  assert.deepEqual(frame.payloads.map(decodePayload), payloads);
   const bare = decodeFrame(encodeFrame({ ack: 0, firstSeq: 0, payloads: [] }));
   assert.deepEqual(bare, { ack: 0, firstSeq: 0, payloads: [], hello: null, heartbeat: null });
 });

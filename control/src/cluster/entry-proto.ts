@@ -1,5 +1,8 @@
 // The one place a FlowRecord (and a helper's ExpectationRecord) becomes a
-// protobuf message (proto/sync.proto FlowRecord, Expectation) and back. Replication never ships struct bytes: the message
+// protobuf message (proto/sync.proto FlowRecord, Expectation) and back:
+// writeRecord and readRecord on the replication hot path (straight to and
+// from the wire), the *FromProto/*ToProto pairs for the rarer messages
+// protobufjs handles. Replication never ships struct bytes: the message
 // survives field additions on either side, so nodes of different versions
 // sync during an upgrade. Shapes follow protobufjs: camelCase fields, uint64 as
 // a number (exact below 2^53) or a Long-like {low, high} pair, bytes as
@@ -7,6 +10,7 @@
 // as their default, absent sub-messages as null/undefined.
 import type { FlowKey, TcpWindow } from '../bpf/codec.js';
 import { SwFamily } from '../gen/layout.js';
+import type { ProtoReader } from './proto-reader.js';
 import type { ProtoWriter } from './proto-writer.js';
 import type { ExpectationRecord, FlowRecord } from './types.js';
 
@@ -24,42 +28,6 @@ export interface ProtoFlowKey {
   addrB?: Uint8Array;
   portA?: number;
   portB?: number;
-}
-
-export interface ProtoTcpWindow {
-  end?: number;
-  maxEnd?: number;
-  maxWin?: number;
-  maxAck?: number;
-  scale?: number;
-  flags?: number;
-}
-
-export interface ProtoFlowRecord {
-  key?: ProtoFlowKey | null;
-  state?: number;
-  flags?: number;
-  helper?: number;
-  lastDir?: number;
-  ownerNode?: number;
-  ruleId?: number;
-  version?: number;
-  winOrig?: ProtoTcpWindow | null;
-  winReply?: ProtoTcpWindow | null;
-  packetsOrig?: ProtoU64;
-  packetsReply?: ProtoU64;
-  bytesOrig?: ProtoU64;
-  bytesReply?: ProtoU64;
-  ageMs?: ProtoU64;
-  idleMs?: ProtoU64;
-}
-
-const TWO_32 = 0x1_0000_0000n;
-
-export function u64FromProto(v: ProtoU64 | undefined | null): bigint {
-  if (v == null) return 0n;
-  if (typeof v === 'number') return BigInt(v);
-  return BigInt(v.high >>> 0) * TWO_32 + BigInt(v.low >>> 0);
 }
 
 /** A uint64 that never nears 2^53 in practice (milliseconds, sequence numbers) as a number. */
@@ -93,17 +61,6 @@ export function keyFromProto(m: ProtoFlowKey | null | undefined): FlowKey {
     addrB: new Uint8Array(addrB),
     portA: m.portA ?? 0,
     portB: m.portB ?? 0,
-  };
-}
-
-function windowFromProto(m: ProtoTcpWindow | null | undefined): TcpWindow {
-  return {
-    end: m?.end ?? 0,
-    maxEnd: m?.maxEnd ?? 0,
-    maxWin: m?.maxWin ?? 0,
-    maxAck: m?.maxAck ?? 0,
-    scale: m?.scale ?? 0,
-    flags: m?.flags ?? 0,
   };
 }
 
@@ -157,24 +114,76 @@ function writeWindow(w: ProtoWriter, field: number, t: TcpWindow): void {
   w.end(at);
 }
 
-/** Fields an older sender did not know read as 0; fields a newer sender added are ignored. */
-export function recordFromProto(m: ProtoFlowRecord): FlowRecord {
-  return {
-    key: keyFromProto(m.key),
-    state: m.state ?? 0,
-    flags: m.flags ?? 0,
-    helper: m.helper ?? 0,
-    lastDir: m.lastDir ?? 0,
-    ownerNode: m.ownerNode ?? 0,
-    ruleId: m.ruleId ?? 0,
-    version: m.version ?? 0,
-    win: [windowFromProto(m.winOrig), windowFromProto(m.winReply)],
-    packets: [u64FromProto(m.packetsOrig), u64FromProto(m.packetsReply)],
-    bytes: [u64FromProto(m.bytesOrig), u64FromProto(m.bytesReply)],
-    ageMs: numberFromProto(m.ageMs),
-    idleMs: numberFromProto(m.idleMs),
-  };
+/**
+ * Reads the embedded FlowRecord message the reader stands on (field of wire
+ * type 2), the inverse of writeRecord. Fields an older sender did not know
+ * read as 0; fields a newer sender added are skipped. Throws EntryProtoError
+ * for a key no data plane could hold, ProtoReadError for broken bytes.
+ */
+export function readRecord(rd: ProtoReader): FlowRecord {
+  const end = rd.message();
+  let key: ProtoFlowKey | null = null;
+  let state = 0, flags = 0, helper = 0, lastDir = 0, ownerNode = 0, ruleId = 0, version = 0, ageMs = 0, idleMs = 0;
+  const win: [TcpWindow, TcpWindow] = [emptyWindow(), emptyWindow()];
+  const packets: [bigint, bigint] = [0n, 0n];
+  const bytes: [bigint, bigint] = [0n, 0n];
+  while (rd.next(end)) {
+    switch (rd.field) {
+      case 1: key = readKey(rd); break;
+      case 2: state = rd.uint32(); break;
+      case 3: flags = rd.uint32(); break;
+      case 4: helper = rd.uint32(); break;
+      case 5: lastDir = rd.uint32(); break;
+      case 6: ownerNode = rd.uint32(); break;
+      case 7: ruleId = rd.uint32(); break;
+      case 8: version = rd.uint32(); break;
+      case 9: readWindow(rd, win[0]); break;
+      case 10: readWindow(rd, win[1]); break;
+      case 11: packets[0] = rd.uint64(); break;
+      case 12: packets[1] = rd.uint64(); break;
+      case 13: bytes[0] = rd.uint64(); break;
+      case 14: bytes[1] = rd.uint64(); break;
+      case 15: ageMs = rd.uint53(); break;
+      case 16: idleMs = rd.uint53(); break;
+      default: rd.skip();
+    }
+  }
+  return { key: keyFromProto(key), state, flags, helper, lastDir, ownerNode, ruleId, version, win, packets, bytes, ageMs, idleMs };
 }
+
+function readKey(rd: ProtoReader): ProtoFlowKey {
+  const end = rd.message();
+  const k: ProtoFlowKey = { family: 0, proto: 0, portA: 0, portB: 0 };
+  while (rd.next(end)) {
+    switch (rd.field) {
+      case 1: k.family = rd.uint32(); break;
+      case 2: k.proto = rd.uint32(); break;
+      case 3: k.addrA = rd.bytes(); break;
+      case 4: k.addrB = rd.bytes(); break;
+      case 5: k.portA = rd.uint32(); break;
+      case 6: k.portB = rd.uint32(); break;
+      default: rd.skip();
+    }
+  }
+  return k;
+}
+
+function readWindow(rd: ProtoReader, w: TcpWindow): void {
+  const end = rd.message();
+  while (rd.next(end)) {
+    switch (rd.field) {
+      case 1: w.end = rd.uint32(); break;
+      case 2: w.maxEnd = rd.uint32(); break;
+      case 3: w.maxWin = rd.uint32(); break;
+      case 4: w.maxAck = rd.uint32(); break;
+      case 5: w.scale = rd.uint32(); break;
+      case 6: w.flags = rd.uint32(); break;
+      default: rd.skip();
+    }
+  }
+}
+
+const emptyWindow = (): TcpWindow => ({ end: 0, maxEnd: 0, maxWin: 0, maxAck: 0, scale: 0, flags: 0 });
 
 export interface ProtoExpectation {
   family?: number;

@@ -5,7 +5,7 @@
 // payloads go out on the next tick (setImmediate), many per frame, so a burst
 // of send() calls costs one frame and an idle link adds no timer delay.
 import type { Logger } from '../log.js';
-import { encodeFrame, payloadFlowCount, payloadFromProto, type Hello, type InFrame } from './transport-codec.js';
+import { decodePayload, encodeFrame, payloadFlowCount, type Hello, type InFrame } from './transport-codec.js';
 import type { TransportCounters } from './transport-stats.js';
 import type { NodeState, PeerInfo, SyncPayload } from './types.js';
 
@@ -220,10 +220,10 @@ export class PeerLink {
     this.waiters = [];
   }
 
-  private deliver(m: InFrame['payloads'][number]): void {
+  private deliver(bytes: Uint8Array): void {
     let payload: SyncPayload;
     try {
-      payload = payloadFromProto(m);
+      payload = decodePayload(bytes);
     } catch (err) {
       this.counters.malformed++;
       this.log.warn({ peer: this.id, err }, 'sync payload skipped: cannot decode');

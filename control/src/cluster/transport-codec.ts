@@ -3,6 +3,8 @@
 // so that each payload is encoded once: a payload broadcast to every peer, or
 // resent after a reconnect, reuses its bytes; a frame is the concatenation of
 // its header fields and the payloads' bytes. Entries go through entry-proto.ts.
+// Receiving is the mirror image: frames and payloads of flow records are read
+// in place by ProtoReader, the rarer payload kinds by protobufjs.
 import protobuf from 'protobufjs';
 import { findInstallFile } from '../install-files.js';
 import {
@@ -10,24 +12,24 @@ import {
   expectationToProto,
   keyFromProto,
   keyToProto,
-  numberFromProto,
-  recordFromProto,
+  readRecord,
   writeRecord,
   type ProtoExpectation,
   type ProtoFlowKey,
-  type ProtoFlowRecord,
-  type ProtoU64,
 } from './entry-proto.js';
+import { ProtoReader } from './proto-reader.js';
 import { ProtoWriter } from './proto-writer.js';
 import type { FlowRecord, NodeState, StateClass, SyncPayload } from './types.js';
 
 const root = protobuf.loadSync(findInstallFile('proto/sync.proto'));
 const FrameType = root.lookupType('syncwall.sync.v1.Frame');
 const PayloadType = root.lookupType('syncwall.sync.v1.Payload');
+const HelloType = root.lookupType('syncwall.sync.v1.Hello');
 const payloadsField = FrameType.fields['payloads'];
 if (!payloadsField) throw new Error('proto/sync.proto: Frame has no payloads field');
+const PAYLOADS_FIELD = payloadsField.id;
 /** Tag of Frame.payloads (length-delimited): an embedded message is written exactly like bytes. */
-const PAYLOADS_TAG = (payloadsField.id << 3) | 2;
+const PAYLOADS_TAG = (PAYLOADS_FIELD << 3) | 2;
 
 /** The gRPC method path of PeerSync.Stream, from the proto rather than a string literal. */
 export const STREAM_METHOD = `/${root.lookupService('syncwall.sync.v1.PeerSync').fullName.replace(/^\./, '')}/Stream`;
@@ -62,11 +64,12 @@ export interface OutFrame {
   heartbeat?: NodeState;
 }
 
-/** A decoded frame; payloads stay in protobuf form until payloadFromProto (which may reject one). */
+/** A decoded frame; payloads stay encoded until decodePayload (which may reject one). */
 export interface InFrame {
   ack: number;
   firstSeq: number;
-  payloads: ProtoPayload[];
+  /** Views into the received frame. */
+  payloads: Uint8Array[];
   hello: Hello | null;
   heartbeat: NodeState | null;
 }
@@ -79,11 +82,10 @@ interface ProtoRequest {
   common?: boolean;
 }
 
-export interface ProtoPayload {
-  entries?: { cls?: number; entries?: ProtoFlowRecord[] } | null;
+/** The payload kinds protobufjs decodes (entries and bulk are read by readPayloadOfRecords). */
+interface ProtoPayload {
   removes?: { keys?: ProtoFlowKey[] } | null;
   request?: ProtoRequest | null;
-  bulk?: { requestId?: number; entries?: ProtoFlowRecord[]; last?: boolean } | null;
   handover?: { buckets?: number[] } | null;
   expectations?: { add?: ProtoExpectation[]; remove?: ProtoExpectation[] } | null;
 }
@@ -94,14 +96,6 @@ interface ProtoHello {
   incarnation?: string;
   state?: number;
   ackedIncarnation?: string;
-}
-
-interface ProtoFrame {
-  ack?: ProtoU64;
-  firstSeq?: ProtoU64;
-  payloads?: ProtoPayload[];
-  hello?: ProtoHello | null;
-  heartbeat?: { state?: number } | null;
 }
 
 /** Payload kinds that carry flow records are written by writeRecords (see encodePayload). */
@@ -130,11 +124,43 @@ export class UnknownPayloadError extends Error {
   override name = 'UnknownPayloadError';
 }
 
-/** Throws EntryProtoError (bad entry) or UnknownPayloadError (a payload kind of a newer version). */
-export function payloadFromProto(m: ProtoPayload): SyncPayload {
-  if (m.entries) {
-    return { kind: 'entries', cls: CLASSES[m.entries.cls ?? 0] ?? 'node', entries: (m.entries.entries ?? []).map(recordFromProto) };
+// Field numbers of proto/sync.proto used by the direct reader.
+const PAYLOAD_ENTRIES = 1;
+const PAYLOAD_BULK = 4;
+const RECORDS_FIELD = 2;
+
+/**
+ * A payload's bytes as a SyncPayload. Throws EntryProtoError (bad entry),
+ * UnknownPayloadError (a payload kind of a newer version) or a decoding
+ * error for broken bytes.
+ */
+export function decodePayload(bytes: Uint8Array): SyncPayload {
+  const rd = new ProtoReader(bytes);
+  // Payload is a oneof: find its body; flow records are read in place.
+  while (rd.next()) {
+    if (rd.field === PAYLOAD_ENTRIES || rd.field === PAYLOAD_BULK) return readPayloadOfRecords(rd, rd.field);
+    rd.skip();
   }
+  return payloadFromProto(PayloadType.decode(bytes) as unknown as ProtoPayload);
+}
+
+/** Entries {cls = 1, entries = 2} or Bulk {request_id = 1, entries = 2, last = 3}, the reader on the body field. */
+function readPayloadOfRecords(rd: ProtoReader, body: number): SyncPayload {
+  const end = rd.message();
+  const entries: FlowRecord[] = [];
+  let first = 0;
+  let last = false;
+  while (rd.next(end)) {
+    if (rd.field === RECORDS_FIELD) entries.push(readRecord(rd));
+    else if (rd.field === 1) first = rd.uint32();
+    else if (rd.field === 3 && body === PAYLOAD_BULK) last = rd.uint32() !== 0;
+    else rd.skip();
+  }
+  if (body === PAYLOAD_ENTRIES) return { kind: 'entries', cls: CLASSES[first] ?? 'node', entries };
+  return { kind: 'bulk', requestId: first, entries, last };
+}
+
+function payloadFromProto(m: ProtoPayload): SyncPayload {
   if (m.removes) return { kind: 'removes', keys: (m.removes.keys ?? []).map(keyFromProto) };
   if (m.request) {
     const r = m.request;
@@ -144,9 +170,6 @@ export function payloadFromProto(m: ProtoPayload): SyncPayload {
     if (r.all) out.all = true;
     if (r.common) out.common = true;
     return out;
-  }
-  if (m.bulk) {
-    return { kind: 'bulk', requestId: m.bulk.requestId ?? 0, entries: (m.bulk.entries ?? []).map(recordFromProto), last: m.bulk.last ?? false };
   }
   if (m.handover) return { kind: 'handover', buckets: [...(m.handover.buckets ?? [])] };
   if (m.expectations) {
@@ -215,23 +238,40 @@ export function encodeFrame(f: OutFrame): Buffer {
   return Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
 }
 
-/** Throws protobufjs's error on bytes that are not a Frame. */
+/** Throws ProtoReadError (or protobufjs's error, in a Hello) on bytes that are not a Frame. */
 export function decodeFrame(buf: Uint8Array): InFrame {
-  const m = FrameType.decode(buf) as unknown as ProtoFrame;
-  const h = m.hello;
+  const rd = new ProtoReader(buf);
+  const frame: InFrame = { ack: 0, firstSeq: 0, payloads: [], hello: null, heartbeat: null };
+  while (rd.next()) {
+    switch (rd.field) {
+      case 1: frame.ack = rd.uint53(); break;
+      case 2: frame.firstSeq = rd.uint53(); break;
+      case PAYLOADS_FIELD: frame.payloads.push(rd.bytes()); break;
+      case 4: frame.hello = helloFromProto(HelloType.decode(rd.bytes()) as unknown as ProtoHello); break;
+      case 5: frame.heartbeat = readHeartbeat(rd); break;
+      default: rd.skip();
+    }
+  }
+  return frame;
+}
+
+function helloFromProto(h: ProtoHello): Hello {
   return {
-    ack: numberFromProto(m.ack),
-    firstSeq: numberFromProto(m.firstSeq),
-    payloads: m.payloads ?? [],
-    hello: h
-      ? {
-          clusterId: h.clusterId ?? '',
-          nodeId: h.nodeId ?? 0,
-          incarnation: h.incarnation ?? '',
-          state: stateFromProto(h.state),
-          ackedIncarnation: h.ackedIncarnation ?? '',
-        }
-      : null,
-    heartbeat: m.heartbeat ? stateFromProto(m.heartbeat.state) : null,
+    clusterId: h.clusterId ?? '',
+    nodeId: h.nodeId ?? 0,
+    incarnation: h.incarnation ?? '',
+    state: stateFromProto(h.state),
+    ackedIncarnation: h.ackedIncarnation ?? '',
   };
+}
+
+/** Heartbeat {state = 1}. */
+function readHeartbeat(rd: ProtoReader): NodeState {
+  const end = rd.message();
+  let state = 0;
+  while (rd.next(end)) {
+    if (rd.field === 1) state = rd.uint32();
+    else rd.skip();
+  }
+  return stateFromProto(state);
 }

@@ -1,0 +1,155 @@
+// A minimal protobuf wire reader for the hot receiving path, the
+// counterpart of proto-writer.ts. protobufjs's generated decoders build a
+// message object per record, per key and per window, plus a Long per uint64;
+// for thousands of flow records a second that was most of the receiver's
+// CPU. This walks the bytes in place: the caller asks for the next field and
+// reads its value as the type it expects, skipping fields it does not know
+// (what proto3 requires of a reader, so newer senders stay readable).
+
+export class ProtoReadError extends Error {
+  override name = 'ProtoReadError';
+}
+
+export const WIRE_VARINT = 0;
+export const WIRE_FIXED64 = 1;
+export const WIRE_LENGTH = 2;
+export const WIRE_FIXED32 = 5;
+
+const TWO_32 = 0x1_0000_0000;
+
+export class ProtoReader {
+  /** Field number and wire type of the field next() stepped onto. */
+  field = 0;
+  wireType = 0;
+  private pos: number;
+  private readonly end: number;
+  /** High 32 bits of the last varintLo(). */
+  private hi = 0;
+
+  constructor(
+    private readonly buf: Uint8Array,
+    start = 0,
+    end = buf.length,
+  ) {
+    this.pos = start;
+    this.end = end;
+  }
+
+  /** Steps onto the next field before `end` (default: the reader's end); false when there is none. */
+  next(end = this.end): boolean {
+    if (this.pos >= end) return false;
+    const tag = this.varintLo();
+    this.field = tag >>> 3;
+    this.wireType = tag & 7;
+    if (this.field === 0) throw new ProtoReadError(`field number 0 at byte ${this.pos}`);
+    return true;
+  }
+
+  /** A varint field as an unsigned 32-bit number (higher bits dropped, as protobuf does for uint32). */
+  uint32(): number {
+    this.expect(WIRE_VARINT);
+    return this.varintLo();
+  }
+
+  /** A varint uint64 as a number: exact below 2^53 (milliseconds, sequence numbers). */
+  uint53(): number {
+    this.expect(WIRE_VARINT);
+    const lo = this.varintLo();
+    return this.hi * TWO_32 + lo;
+  }
+
+  /** A varint uint64 exactly. */
+  uint64(): bigint {
+    this.expect(WIRE_VARINT);
+    const lo = this.varintLo();
+    return this.hi === 0 ? BigInt(lo) : (BigInt(this.hi) << 32n) | BigInt(lo);
+  }
+
+  /** A length-delimited field's content as a view into the buffer (copy what must outlive it). */
+  bytes(): Uint8Array {
+    const end = this.lengthEnd();
+    const out = this.buf.subarray(this.pos, end);
+    this.pos = end;
+    return out;
+  }
+
+  /** Enters an embedded message: returns where it ends, to pass to next(). */
+  message(): number {
+    return this.lengthEnd();
+  }
+
+  /** Skips the current field's value. */
+  skip(): void {
+    switch (this.wireType) {
+      case WIRE_VARINT:
+        this.varintLo();
+        return;
+      case WIRE_FIXED64:
+        this.advance(8);
+        return;
+      case WIRE_LENGTH:
+        this.pos = this.lengthEnd();
+        return;
+      case WIRE_FIXED32:
+        this.advance(4);
+        return;
+      default:
+        throw new ProtoReadError(`field ${this.field}: wire type ${this.wireType} is not supported`);
+    }
+  }
+
+  private expect(wireType: number): void {
+    if (this.wireType !== wireType) throw new ProtoReadError(`field ${this.field}: wire type ${this.wireType}, expected ${wireType}`);
+  }
+
+  private lengthEnd(): number {
+    this.expect(WIRE_LENGTH);
+    const len = this.varintLo();
+    const end = this.pos + len;
+    if (end > this.end) throw new ProtoReadError(`field ${this.field}: ${len} bytes at ${this.pos} run past the end (${this.end})`);
+    return end;
+  }
+
+  private advance(n: number): void {
+    if (this.pos + n > this.end) throw new ProtoReadError(`field ${this.field}: truncated at byte ${this.pos}`);
+    this.pos += n;
+  }
+
+  private byte(): number {
+    if (this.pos >= this.end) throw new ProtoReadError(`varint truncated at byte ${this.pos}`);
+    return this.buf[this.pos++]!;
+  }
+
+  /** Reads a varint (up to 10 bytes); returns its low 32 bits, leaves the high ones in `hi`. */
+  private varintLo(): number {
+    let b = this.byte();
+    if (b < 128) {
+      this.hi = 0;
+      return b;
+    }
+    let lo = b & 127;
+    let shift = 7;
+    for (; shift < 28; shift += 7) {
+      b = this.byte();
+      lo |= (b & 127) << shift;
+      if (b < 128) {
+        this.hi = 0;
+        return lo >>> 0;
+      }
+    }
+    // byte 5 carries bits 28..34: 4 low, 3 high
+    b = this.byte();
+    lo = (lo | ((b & 15) << 28)) >>> 0;
+    let hi = (b & 127) >>> 4;
+    if (b >= 128) {
+      for (shift = 3; shift < 32; shift += 7) {
+        b = this.byte();
+        hi |= (b & 127) << shift;
+        if (b < 128) break;
+      }
+      if (b >= 128) throw new ProtoReadError(`varint longer than 10 bytes at byte ${this.pos}`);
+    }
+    this.hi = hi >>> 0;
+    return lo;
+  }
+}
