@@ -11,9 +11,10 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
+import { conntrackdSync } from './conntrackd-sync.js';
 import { labSuite, type LabPlan } from './lab-suite.js';
 import { Report } from './lib/report.js';
-import { ringbufDrain, ruleScaling, syncLatency, xdpCost } from './micro.js';
+import { ringbufDrain, ruleScaling, syncBurstSize, syncLatency, xdpCost } from './micro.js';
 
 const { values } = parseArgs({
   options: {
@@ -74,6 +75,7 @@ const PARTS: { key: string; title: string; run: () => Promise<void> }[] = [
   { key: 'rules', title: '5 rules', run: () => ruleScaling(report, microReps) },
   { key: 'ringbuf', title: '- ringbuf', run: () => ringbufDrain(report, microReps) },
   { key: 'sync', title: '6 sync', run: () => syncLatency(report, { quick, reps: microReps }) },
+  { key: 'ctsync', title: '6 sync conntrackd', run: () => conntrackdSync(report, { quick, reps: microReps, burst: syncBurstSize(quick) }) },
   { key: 'lab', title: '2-4 lab', run: () => labSuite(report, labPlan, log) },
 ];
 const only = new Set(values.only ? values.only.split(',') : PARTS.map((p) => p.key));
