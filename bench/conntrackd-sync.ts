@@ -19,6 +19,9 @@
 // not to the event socket.)
 // CPU is both daemons' run time over the burst, bytes are the frames on both
 // sync interfaces (Ethernet, IP, UDP and FTFW acks included).
+// A second pair runs conntrackd's default, B with its external cache (states
+// usable only after a commit at takeover): its cheapest mode, of which only
+// the cost is measured.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createLab, type Lab } from '../test/lab/netns.js';
@@ -33,6 +36,7 @@ export const CONNTRACKD_SUBJECT = {
   total: 'conntrackd FTFW',
   spaced: 'conntrackd FTFW, spaced',
   burst: (n: number) => `conntrackd FTFW, burst of ${n}`,
+  externalCache: 'conntrackd FTFW, external cache',
 } as const;
 
 const SPACING_MS = 5;
@@ -63,11 +67,13 @@ function clientAddr(phase: number, i: number): string {
 interface SyncPair {
   lab: Lab;
   daemons: Conntrackd[];
+  /** B keeps received states in conntrackd's external cache (the default) rather than its kernel table. */
+  externalCache: boolean;
   /** The next phase's number: its /16 of client addresses. */
   phase: number;
 }
 
-async function startPair(): Promise<SyncPair> {
+async function startPair(externalCache: boolean): Promise<SyncPair> {
   await requireConntrackd();
   const lab = await createLab({ topology: syncPairTopology() });
   try {
@@ -76,9 +82,9 @@ async function startPair(): Promise<SyncPair> {
     const link = (self: typeof A, other: typeof A) => ({ dev: lab.dev({ dev: self.dev.sync }), local: self.sync, peer: other.sync });
     const daemons = [
       await Conntrackd.start(lab, { host: A.host, link: link(A, B) }),
-      await Conntrackd.start(lab, { host: B.host, link: link(B, A), disableExternalCache: true }),
+      await Conntrackd.start(lab, { host: B.host, link: link(B, A), disableExternalCache: !externalCache }),
     ];
-    const pair = { lab, daemons, phase: 1 };
+    const pair = { lab, daemons, externalCache, phase: 1 };
     // One entry end to end before anything is timed: the sync works.
     await replicate(pair, 1, 'spaced', 10_000);
     return pair;
@@ -112,28 +118,33 @@ async function creationTimes(lab: Lab, host: string, phase: number): Promise<Map
   return times;
 }
 
-async function tableCount(lab: Lab, host: string): Promise<number> {
-  const r = await lab.execChecked(host, ['conntrack', '-C']);
-  return Number(r.stdout.trim());
+/** Entries B holds: its kernel table's, or with the external cache, that cache's. */
+async function heldOnB(pair: SyncPair): Promise<number> {
+  if (!pair.externalCache) return Number((await pair.lab.execChecked(B.host, ['conntrack', '-C'])).stdout.trim());
+  const stats = await pair.daemons[1]!.stats();
+  const m = /cache external:\s*\ncurrent active connections:\s*(\d+)/.exec(stats);
+  if (!m) throw new Error(`no external cache count in conntrackd -s on ${B.host}:\n${stats}`);
+  return Number(m[1]);
 }
 
-/**
- * Creates a phase's entries on A and waits (bounded) until B's table holds
- * them all; the A→B latency of each, and the span from the first creation
- * on A to the last on B.
- */
-async function replicate(pair: SyncPair, count: number, how: 'spaced' | 'burst', timeoutMs: number): Promise<{ latency: LatencyHistogram; spanUs: number }> {
+/** Creates a phase's entries on A and waits (bounded) until B holds them all; the phase. */
+async function replicate(pair: SyncPair, count: number, how: 'spaced' | 'burst', timeoutMs: number): Promise<number> {
   if (count > PHASE_SIZE) throw new Error(`${count} entries: a phase holds at most ${PHASE_SIZE}`);
   const phase = pair.phase++;
   if (phase > 255) throw new Error('out of 10.x.0.0/16 client ranges: too many phases for one pair');
-  // Every earlier phase is complete on B, so the table is complete when it holds this many.
-  const expected = (await tableCount(pair.lab, B.host)) + count;
+  // Every earlier phase is complete on B, so B is complete when it holds this many.
+  const expected = (await heldOnB(pair)) + count;
   await createEntries(pair, phase, count, how);
   try {
-    await waitFor(async () => (await tableCount(pair.lab, B.host)) >= expected, { timeoutMs, intervalMs: 20, what: `${count} ${how} entries in ${B.host}'s table` });
+    await waitFor(async () => (await heldOnB(pair)) >= expected, { timeoutMs, intervalMs: 20, what: `${count} ${how} entries on ${B.host}` });
   } catch (err) {
-    throw new Error(`${how} entries: ${B.host} holds ${await tableCount(pair.lab, B.host)} of ${expected}; conntrackd: ${pair.daemons.map((d) => d.logTail(3)).join(' | ')}`, { cause: err });
+    throw new Error(`${how} entries: ${B.host} holds ${await heldOnB(pair)} of ${expected}; conntrackd: ${pair.daemons.map((d) => d.logTail(3)).join(' | ')}`, { cause: err });
   }
+  return phase;
+}
+
+/** The A→B latency of each entry of a phase (B's kernel table), and the span from the first creation on A to the last on B. */
+async function latencies(pair: SyncPair, phase: number, count: number): Promise<{ latency: LatencyHistogram; spanUs: number }> {
   const [onA, onB] = [await creationTimes(pair.lab, A.host, phase), await creationTimes(pair.lab, B.host, phase)];
   const latency = new LatencyHistogram();
   let first = Infinity;
@@ -167,23 +178,30 @@ interface Rep {
   wireBytesPerEvent: number;
 }
 
-async function measure(pair: SyncPair, spaced: number, burst: number): Promise<Rep> {
-  const sp = await replicate(pair, spaced, 'spaced', 10_000);
+/** A burst of entries: both daemons' CPU per entry and both sync links' bytes per entry, the last acks included; the phase. */
+async function burstCost(pair: SyncPair, burst: number): Promise<{ phase: number; cpuUsPerEvent: number; wireBytesPerEvent: number }> {
   const cpu0 = pair.daemons.map((d) => d.cpuNs());
   const bytes0 = (await txBytes(pair.lab, A)) + (await txBytes(pair.lab, B));
-  const bu = await replicate(pair, burst, 'burst', 60_000);
+  const phase = await replicate(pair, burst, 'burst', 60_000);
   await sleep(ACK_SETTLE_MS);
   const cpuNs = pair.daemons.reduce((sum, d, i) => sum + d.cpuNs() - cpu0[i]!, 0);
   const bytes = (await txBytes(pair.lab, A)) + (await txBytes(pair.lab, B)) - bytes0;
   for (const d of pair.daemons) if (!d.running) throw new Error(`conntrackd on ${d.host} exited during the burst: ${d.logTail()}`);
+  return { phase, cpuUsPerEvent: cpuNs / 1000 / burst, wireBytesPerEvent: bytes / burst };
+}
+
+async function measure(pair: SyncPair, spaced: number, burst: number): Promise<Rep> {
+  const sp = await latencies(pair, await replicate(pair, spaced, 'spaced', 10_000), spaced);
+  const cost = await burstCost(pair, burst);
+  const bu = await latencies(pair, cost.phase, burst);
   return {
     spacedP50: sp.latency.quantileUs(0.5),
     spacedP99: sp.latency.quantileUs(0.99),
     burstP50: bu.latency.quantileUs(0.5),
     burstP99: bu.latency.quantileUs(0.99),
     eventsPerSec: burst / (bu.spanUs / 1e6),
-    cpuUsPerEvent: cpuNs / 1000 / burst,
-    wireBytesPerEvent: bytes / burst,
+    cpuUsPerEvent: cost.cpuUsPerEvent,
+    wireBytesPerEvent: cost.wireBytesPerEvent,
   };
 }
 
@@ -193,12 +211,21 @@ async function measure(pair: SyncPair, spaced: number, burst: number): Promise<R
  */
 export async function conntrackdSync(report: Report, opts: { quick: boolean; reps: number; burst: number }): Promise<void> {
   const spaced = opts.quick ? 50 : 200;
-  const pair = await startPair();
   const reps: Rep[] = [];
+  const kernel = await startPair(false);
   try {
-    for (let i = 0; i < opts.reps; i++) reps.push(await measure(pair, spaced, opts.burst));
+    for (let i = 0; i < opts.reps; i++) reps.push(await measure(kernel, spaced, opts.burst));
   } finally {
-    await pair.lab.teardown();
+    await kernel.lab.teardown();
+  }
+  // conntrackd's default and cheapest mode: B only caches what it receives
+  // (usable after a commit at takeover), so only its cost is measured.
+  const cacheCpuUs: number[] = [];
+  const cached = await startPair(true);
+  try {
+    for (let i = 0; i < opts.reps; i++) cacheCpuUs.push((await burstCost(cached, opts.burst)).cpuUsPerEvent);
+  } finally {
+    await cached.lab.teardown();
   }
   const s = '6 sync';
   const note = "in B's kernel table (DisableExternalCache); the kernel's creation timestamps on both nodes";
@@ -213,5 +240,8 @@ export async function conntrackdSync(report: Report, opts: { quick: boolean; rep
   report.add({ ...total, name: 'replicated entries/s (burst, two namespaces)', unit: 'entries/s', better: 'higher', reps: col('eventsPerSec'), note: 'first created on A to last created on B' });
   report.add({ ...total, name: 'replicated entries/s per core', unit: 'entries/s', better: 'higher', reps: reps.map((r) => 1e6 / r.cpuUsPerEvent), note: '1 s / CPU per entry' });
   report.add({ ...total, name: 'CPU per replicated entry', unit: 'µs', better: 'lower', reps: col('cpuUsPerEvent'), note: 'both daemons' });
+  const cache = { section: s, subject: CONNTRACKD_SUBJECT.externalCache, unit: 'entries/s', better: 'higher', peer: CONNTRACKD_SUBJECT.total } as const;
+  report.add({ ...cache, name: 'replicated entries/s per core', reps: cacheCpuUs.map((us) => 1e6 / us), note: "B keeps states in conntrackd's cache (commit at takeover)" });
+  report.add({ ...cache, name: 'CPU per replicated entry', unit: 'µs', better: 'lower', reps: cacheCpuUs });
   report.add({ ...total, name: 'wire bytes per entry', unit: 'B', better: 'lower', reps: col('wireBytesPerEvent'), note: 'frames on both sync interfaces, acks included' });
 }

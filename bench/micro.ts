@@ -143,8 +143,9 @@ export async function syncLatency(report: Report, opts: { quick: boolean; reps: 
   report.add({ section: s, name: 'created on owner → in backup map, p50', subject: `burst of ${burst}`, unit: 'µs', better: 'lower', reps: runs.map((r) => r.burst.p50Us) });
   report.add({ section: s, name: 'created on owner → in backup map, p99', subject: `burst of ${burst}`, unit: 'µs', better: 'lower', reps: runs.map((r) => r.burst.p99Us), peer: ct.burst(burst), ...target(1000) });
   report.add({ section: s, name: 'replicated entries/s (sender + receiver in one process)', subject: 'syncwall', unit: 'entries/s', better: 'higher', reps: runs.map((r) => r.burst.entriesPerSec), peer: ct.total, peerName: 'replicated entries/s (burst, two namespaces)' });
-  // What one core sustains: the issue's comparison (conntrackd ≈ 83k/s at 12 µs per event).
-  report.add({ section: s, name: 'replicated entries/s per core', subject: 'syncwall', unit: 'entries/s', better: 'higher', reps: runs.map((r) => 1e6 / r.cpuUsPerEntry), peer: ct.total, target: { op: '>=', value: 5 }, note: '1 s / CPU per entry' });
+  // What one core sustains: the issue's comparison (conntrackd ≈ 83k/s at 12 µs per event), held
+  // against conntrackd's cheapest mode, the external cache that the issue's figure matches.
+  report.add({ section: s, name: 'replicated entries/s per core', subject: 'syncwall', unit: 'entries/s', better: 'higher', reps: runs.map((r) => 1e6 / r.cpuUsPerEntry), peer: ct.externalCache, target: { op: '>=', value: 5 }, note: '1 s / CPU per entry' });
   report.add({ section: s, name: 'CPU per replicated entry', subject: 'syncwall', unit: 'µs', better: 'lower', reps: runs.map((r) => r.cpuUsPerEntry), peer: ct.total });
   report.add({ section: s, name: 'wire bytes per entry', subject: 'syncwall', unit: 'B', better: 'lower', reps: runs.map((r) => r.wireBytesPerEntry), peer: ct.total });
 }
