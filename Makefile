@@ -16,13 +16,15 @@ BPF_OBJ := $(BUILD)/syncwall.bpf.o
 # bench/xdp-cost.ts compares the data plane with a bare XDP_PASS program and
 # a reference (parse + one hash lookup); bench/forwarding.ts drops with xdp_drop
 BENCH_BPF_OBJ := $(BUILD)/xdp_pass.bpf.o $(BUILD)/xdp_ref.bpf.o $(BUILD)/xdp_drop.bpf.o
+# bench/conn-rate.ts: the short-connection client and server (host programs)
+BENCH_AGENTS := $(BUILD)/bench/tcp-conns
 LAYOUT_TS := control/src/gen/layout.ts
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool tcpdump \
 	iperf3 socat curl netcat-openbsd nftables conntrack make bsdextrautils \
 	netsniff-ng openssl vsftpd conntrackd
 
-.PHONY: all help setup build bpf gen ts test test-unit test-bpf test-lab bench bench-quick demo clean
+.PHONY: all help setup build bpf agents gen ts test test-unit test-bpf test-lab bench bench-quick demo clean
 
 all: build ## build BPF objects, generated code and TypeScript
 
@@ -37,7 +39,7 @@ setup: ## install what a fresh Debian 12 machine lacks (apt packages, npm ci)
 	fi
 	$(Q)if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --include=optional --no-audit --no-fund; fi
 
-build: bpf gen ts
+build: bpf agents gen ts
 
 bpf: $(BPF_OBJ) $(BENCH_BPF_OBJ)
 
@@ -53,6 +55,13 @@ $(BUILD)/%.bpf.o: bench/%.bpf.c
 
 # the reference program uses syncwall's key and entry structs
 $(BUILD)/xdp_ref.bpf.o: bpf/include/flow_types.h
+
+agents: $(BENCH_AGENTS)
+
+$(BENCH_AGENTS): $(BUILD)/bench/%: bench/agents/%.c
+	@echo "  CC    $@"
+	$(Q)mkdir -p $(dir $@)
+	$(Q)$(CLANG) -O2 -g -Wall -Wextra -Werror -o $@ $<
 
 gen: $(LAYOUT_TS)
 

@@ -1,15 +1,20 @@
-// Item 4 (single node): short TCP connections per second through the
-// firewall node, and the time from connect() to established as the client
+// Item 4: short TCP connections per second through the firewall (one node
+// or a cluster), and the time from connect() to established as the client
 // sees it (the first packet's added latency is its difference to plain
-// forwarding). bench/agents/tcp-conns.ts is both server and client.
+// forwarding). build/bench/tcp-conns (bench/agents/tcp-conns.c, built by
+// `make build`) is both server and client; the labs name their endpoints
+// `cli` and `srv` alike.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../test/lab/netns.js';
 import { REPO_ROOT } from '../test/lab/paths.js';
 import type { LabProcess } from '../test/lab/processes.js';
-import { SINGLE } from '../test/lab/topology.js';
 import { BENCH_PORTS } from './lib/firewalls.js';
 
-const AGENT = join(REPO_ROOT, 'bench/agents/tcp-conns.ts');
+const AGENT = join(REPO_ROOT, 'build/bench/tcp-conns');
+
+/** A connection that fails is retried by no one: more failures than this share of a run make the run invalid. */
+const MAX_FAILED_SHARE = 0.01;
 
 export class ConnRateError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -18,8 +23,13 @@ export class ConnRateError extends Error {
   }
 }
 
+function agent(): string {
+  if (!existsSync(AGENT)) throw new ConnRateError(`${AGENT} is missing: run make build`);
+  return AGENT;
+}
+
 export async function startConnServer(lab: Lab): Promise<LabProcess> {
-  const proc = lab.spawn('srv', ['node', '--import', 'tsx', AGENT, 'server', '--port', String(BENCH_PORTS.conns)]);
+  const proc = lab.spawn('srv', [agent(), 'server', '--port', String(BENCH_PORTS.conns)]);
   await proc.waitForJson((m) => m.event === 'listening', 15_000, 'the connection server to listen');
   return proc;
 }
@@ -41,13 +51,28 @@ export interface ConnRun {
   connectP99Us: number;
 }
 
-export async function connRun(lab: Lab, count: number, concurrency: number): Promise<ConnRun> {
-  const argv = ['node', '--import', 'tsx', AGENT, 'client', '--host', SINGLE.server.v4, '--port', String(BENCH_PORTS.conns),
-    '--count', String(count), '--concurrency', String(concurrency), '--timeout-ms', '60000'];
+export interface ConnLoad {
+  /** Connections to make (at most, with durationMs). */
+  count: number;
+  /** How many are in flight at once. */
+  concurrency: number;
+  /** Start no new connection after this long (the ones in flight still finish). */
+  durationMs?: number;
+}
+
+/** Connections from the client to `server` on the benchmark's port. */
+export async function connRun(lab: Lab, server: string, load: ConnLoad): Promise<ConnRun> {
+  const argv = [agent(), 'client', '--host', server, '--port', String(BENCH_PORTS.conns),
+    '--count', String(load.count), '--concurrency', String(load.concurrency), '--timeout-ms', '60000',
+    ...(load.durationMs === undefined ? [] : ['--duration-ms', String(load.durationMs)])];
   const r = await lab.exec('cli', argv, { timeoutMs: 90_000 });
   const line = r.stdout.split('\n').find((l) => l.startsWith('{"event":"done"'));
   if (!line) throw new ConnRateError(`connection client gave no result (exit ${r.code}): ${r.stderr}`);
-  const done = JSON.parse(line) as { completed: number; failed: number; seconds: number; connectUs: { p50: number; p99: number } };
-  if (done.completed === 0) throw new ConnRateError(`no connection completed (${done.failed} failed)`);
+  const done = JSON.parse(line) as { completed: number; failed: number; seconds: number; connectUs?: { p50: number; p99: number } };
+  if (!done.connectUs || done.completed === 0) throw new ConnRateError(`no connection to ${server} completed (${done.failed} failed)`);
+  const started = done.completed + done.failed;
+  if (done.failed > started * MAX_FAILED_SHARE) {
+    throw new ConnRateError(`${done.failed} of ${started} connections to ${server} failed (more than ${MAX_FAILED_SHARE * 100} %)`);
+  }
   return { rate: done.completed / done.seconds, failed: done.failed, connectP50Us: done.connectUs.p50, connectP99Us: done.connectUs.p99 };
 }

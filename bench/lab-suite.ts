@@ -5,7 +5,7 @@
 // configurations measured in the same run.
 import type { Lab } from '../test/lab/netns.js';
 import { createLab } from '../test/lab/netns.js';
-import { singleFirewall } from '../test/lab/topology.js';
+import { SINGLE, singleFirewall } from '../test/lab/topology.js';
 import { startUdpEcho } from '../test/lab/traffic.js';
 import { connRun, prepareConnClient, startConnServer } from './conn-rate.js';
 import { ceilingPps, forwardedPps, openUdpFlows, prepareForwarding } from './forwarding.js';
@@ -56,9 +56,9 @@ async function measureRep(lab: Lab, plan: LabPlan, raw: Raw, report: Report, log
       record(raw, 'pps', fw.name, await forwardedPps(lab, fl, plan.ppsMs));
       record(raw, 'bulk1', fw.name, await tcpBulk(lab, 1, plan.bulkSeconds));
       record(raw, 'bulk8', fw.name, await tcpBulk(lab, 8, plan.bulkSeconds));
-      const rate = await connRun(lab, plan.conns, plan.concurrency);
+      const rate = await connRun(lab, SINGLE.server.v4, { count: plan.conns, concurrency: plan.concurrency });
       record(raw, 'connRate', fw.name, rate.rate);
-      const latency = await connRun(lab, plan.latencyConns, 1);
+      const latency = await connRun(lab, SINGLE.server.v4, { count: plan.latencyConns, concurrency: 1 });
       record(raw, 'connectP50', fw.name, latency.connectP50Us);
       record(raw, 'connectP99', fw.name, latency.connectP99Us);
       log(`  ${fw.name}: ${Math.round(rate.rate)} conn/s (${rate.failed} failed)`);

@@ -28,64 +28,83 @@ const plain: Firewall = {
   async remove() {},
 };
 
+const NFT_TABLE = 'syncwall_bench';
+
 // `ct state established` is the fast case the issue names; new flows to the
 // benchmark's ports are accepted so the same traffic passes every firewall.
-const NFT_RULESET = `table inet syncwall_bench {
+function nftConntrackRuleset(server: string): string {
+  return `table inet ${NFT_TABLE} {
   chain forward {
     type filter hook forward priority filter; policy drop;
     ct state established,related accept
-    ct state new ip daddr ${SINGLE.server.v4} udp dport ${BENCH_PORTS.udp} accept
-    ct state new ip daddr ${SINGLE.server.v4} tcp dport { ${BENCH_PORTS.iperf}, ${BENCH_PORTS.conns} } accept
+    ct state new ip daddr ${server} udp dport ${BENCH_PORTS.udp} accept
+    ct state new ip daddr ${server} tcp dport { ${BENCH_PORTS.iperf}, ${BENCH_PORTS.conns} } accept
   }
 }
 `;
+}
+
+/** The nftables+conntrack ruleset on a firewall host, admitting the benchmark's flows to `server`. */
+export async function applyNftConntrack(lab: Lab, host: string, server: string): Promise<void> {
+  await lab.execChecked(host, ['nft', '-f', '-'], { input: nftConntrackRuleset(server) });
+}
+
+export async function removeNftConntrack(lab: Lab, host: string): Promise<void> {
+  await lab.execChecked(host, ['nft', 'delete', 'table', 'inet', NFT_TABLE]);
+  // Entries of this configuration must not linger into the next one.
+  await lab.exec(host, ['conntrack', '-F']);
+}
 
 const nftablesConntrack: Firewall = {
   name: 'nftables+ct',
-  async apply(lab) {
-    await lab.execChecked(FW, ['nft', '-f', '-'], { input: NFT_RULESET });
-  },
-  async remove(lab) {
-    await lab.execChecked(FW, ['nft', 'delete', 'table', 'inet', 'syncwall_bench']);
-    // Entries of this configuration must not linger into the next one.
-    await lab.exec(FW, ['conntrack', '-F']);
-  },
+  apply: (lab) => applyNftConntrack(lab, FW, SINGLE.server.v4),
+  remove: (lab) => removeNftConntrack(lab, FW),
 };
 
-const SYNCWALL_RULES = `accept proto udp to ${SINGLE.server.v4} dport ${BENCH_PORTS.udp} zone outside comment "bench udp flows"
-accept proto tcp to ${SINGLE.server.v4} dport ${BENCH_PORTS.iperf},${BENCH_PORTS.conns} zone outside comment "bench tcp"
+/** syncwall's rules admitting the benchmark's flows to `server` (the same ones as the nftables ruleset). */
+export function syncwallBenchRules(server: string): string {
+  return `accept proto udp to ${server} dport ${BENCH_PORTS.udp} zone outside comment "bench udp flows"
+accept proto tcp to ${server} dport ${BENCH_PORTS.iperf},${BENCH_PORTS.conns} zone outside comment "bench tcp"
 `;
+}
 
 /**
- * syncwalld with the lab's defaults, except: the punt limit is far above any
- * connection rate the lab reaches (the benchmark measures the controller,
- * not the limiter) and the table holds every connection of a run.
+ * syncwalld config keys that differ from the lab's defaults: the punt limit
+ * is far above any connection rate the lab reaches (the benchmark measures
+ * the controller, not the limiter) and the table holds every connection of a run.
  */
+export const SYNCWALL_BENCH_CONFIG = { punt: { rate: 1_000_000, burst: 100_000 }, tables: { connections: 1 << 20 } } as const;
+
+/**
+ * Stops a daemon and removes syncwall from its host: a stopped daemon leaves
+ * its programs attached for the next one to take over; detach is how
+ * syncwall is removed.
+ */
+export async function removeSyncwall(lab: Lab, daemon: Daemon): Promise<void> {
+  const exit = await daemon.stop('SIGTERM');
+  if (exit.code !== 0) throw new Error(`syncwalld on ${daemon.host} exited with ${JSON.stringify(exit)}:\n${daemon.describe()}`);
+  await lab.execChecked(daemon.host, ['node', SYNCWALLD, 'detach', '--config', daemon.configPath]);
+  const devs = lab.firewallInterfaces(daemon.host).map((i) => i.name);
+  await waitFor(async () => !(await Promise.all(devs.map((d) => lab.xdpAttached(daemon.host, d)))).some(Boolean), {
+    timeoutMs: 10_000,
+    what: `syncwalld on ${daemon.host} to detach its XDP programs`,
+  });
+}
+
+/** syncwalld with the benchmark's rules and config. */
 function syncwall(): Firewall {
   let daemon: Daemon | undefined;
   return {
     name: 'syncwall',
     async apply(lab) {
       await lab.execChecked(FW, ['nft', 'flush', 'ruleset']);
-      daemon = await lab.startDaemon({
-        rules: SYNCWALL_RULES,
-        config: { punt: { rate: 1_000_000, burst: 100_000 }, tables: { connections: 1 << 20 } },
-      });
+      daemon = await lab.startDaemon({ rules: syncwallBenchRules(SINGLE.server.v4), config: SYNCWALL_BENCH_CONFIG });
     },
     async remove(lab) {
       if (!daemon) return;
-      const { configPath } = daemon;
-      const exit = await daemon.stop('SIGTERM');
+      const stopping = daemon;
       daemon = undefined;
-      if (exit.code !== 0) throw new Error(`syncwalld exited with ${JSON.stringify(exit)}:\n${lab.diagnostics()}`);
-      // A stopped daemon leaves its programs attached for the next one to
-      // take over; detach is how syncwall is removed.
-      await lab.execChecked(FW, ['node', SYNCWALLD, 'detach', '--config', configPath]);
-      const devs = lab.firewallInterfaces(FW).map((i) => i.name);
-      await waitFor(async () => !(await Promise.all(devs.map((d) => lab.xdpAttached(FW, d)))).some(Boolean), {
-        timeoutMs: 10_000,
-        what: 'syncwalld to detach its XDP programs',
-      });
+      await removeSyncwall(lab, stopping);
     },
   };
 }
