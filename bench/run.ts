@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { conntrackdSync } from './conntrackd-sync.js';
+import { clusterConnRate } from './cluster-conn-rate.js';
 import { labSuite, type LabPlan } from './lab-suite.js';
 import { Report } from './lib/report.js';
 import { ringbufDrain, ruleScaling, syncBurstSize, syncLatency, xdpCost } from './micro.js';
@@ -77,6 +78,13 @@ const PARTS: { key: string; title: string; run: () => Promise<void> }[] = [
   { key: 'sync', title: '6 sync', run: () => syncLatency(report, { quick, reps: microReps }) },
   { key: 'ctsync', title: '6 sync conntrackd', run: () => conntrackdSync(report, { quick, reps: microReps, burst: syncBurstSize(quick) }) },
   { key: 'lab', title: '2-4 lab', run: () => labSuite(report, labPlan, log) },
+  {
+    key: 'connrate2',
+    title: '4 conn rate, 2-node cluster',
+    run: () => clusterConnRate(report, quick
+      ? { reps: 1, rate: { count: 30_000, concurrency: 64, durationMs: 1500 }, latencyConns: 200 }
+      : { reps: 3, rate: { count: 30_000, concurrency: 64, durationMs: 3000 }, latencyConns: 1000 }, log),
+  },
 ];
 const only = new Set(values.only ? values.only.split(',') : PARTS.map((p) => p.key));
 const unknown = [...only].filter((k) => !PARTS.some((p) => p.key === k));

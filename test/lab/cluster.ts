@@ -31,6 +31,8 @@ export interface ClusterLabOptions {
   rules: string;
   /** How syncwalld attaches XDP on the nodes (default generic, see CLUSTER_XDP_MODE). */
   xdpMode?: 'native' | 'generic';
+  /** Further top-level daemon config for every node (e.g. `tables` for a benchmark's table size). */
+  config?: Record<string, unknown>;
 }
 
 export interface NodeOptions {
@@ -75,13 +77,14 @@ export class ClusterLab {
     readonly nodeIds: readonly number[],
     private readonly rules: string,
     private readonly xdpMode: 'native' | 'generic',
+    private readonly extraConfig: Record<string, unknown>,
   ) {}
 
   /** Builds the lab and the certificates (the cluster's and another CA's). */
   static async create(opts: ClusterLabOptions): Promise<ClusterLab> {
     const nodes = opts.nodes ?? 4;
     const lab = await createLab({ topology: clusterTopology(nodes) });
-    const cluster = new ClusterLab(lab, Array.from({ length: nodes }, (_, i) => i + 1), opts.rules, opts.xdpMode ?? CLUSTER_XDP_MODE);
+    const cluster = new ClusterLab(lab, Array.from({ length: nodes }, (_, i) => i + 1), opts.rules, opts.xdpMode ?? CLUSTER_XDP_MODE, opts.config ?? {});
     try {
       for (const set of ['cluster', 'foreign'] as const) await cluster.makeCerts(set);
     } catch (err) {
@@ -147,6 +150,7 @@ export class ClusterLab {
       // Nodes start side by side on two cores: loading the XDP object takes a while each.
       startTimeoutMs: 120_000,
       config: {
+        ...this.extraConfig,
         // One pin directory per node, all under the lab's own (removed at teardown).
         bpffs: join(BPFFS_ROOT, this.lab.prefix),
         instance: host,
