@@ -156,6 +156,13 @@ const CONTROL = {
   stats: '-s',
 } as const;
 
+export type ControlCommand = keyof typeof CONTROL;
+
+/** `conntrackd -C conf <flag>` as argv: what a failover script (e.g. keepalived's notify script) runs. */
+export function controlArgv(config: string, cmd: ControlCommand): string[] {
+  return [CONNTRACKD, '-C', config, CONTROL[cmd]];
+}
+
 export class Conntrackd {
   private constructor(
     private readonly lab: Lab,
@@ -245,17 +252,23 @@ export class Conntrackd {
     return text.trim().split('\n').slice(-lines).join('\n');
   }
 
+  /** kill -9 (a crash: the lock file and socket stay behind); resolves once it is gone. */
+  async kill(): Promise<void> {
+    this.proc.signal('SIGKILL');
+    await this.proc.exited;
+  }
+
   /** SIGTERM (conntrackd removes its lock file and socket), SIGKILL after a grace period. */
   stop(): Promise<void> {
     return this.proc.stop();
   }
 
   /** The command talks to the daemon over its UNIX socket; it runs in the daemon's namespace all the same. */
-  private control(cmd: keyof typeof CONTROL): Promise<RunResult> {
-    return this.lab.exec(this.host, [CONNTRACKD, '-C', this.paths.config, CONTROL[cmd]], { timeoutMs: 30_000 });
+  private control(cmd: ControlCommand): Promise<RunResult> {
+    return this.lab.exec(this.host, controlArgv(this.paths.config, cmd), { timeoutMs: 30_000 });
   }
 
-  private async controlChecked(cmd: keyof typeof CONTROL): Promise<string> {
+  private async controlChecked(cmd: ControlCommand): Promise<string> {
     const r = await this.control(cmd);
     if (r.code !== 0) throw new Error(`conntrackd on ${this.host}: ${CONTROL[cmd]} (${cmd}) exited ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim()}; log: ${this.logTail()}`);
     return r.stdout;
