@@ -50,6 +50,7 @@ const report = new Report({
   nftables: version(['nft', '--version']),
   iperf3: version(['iperf3', '--version']),
   trafgen: version(['trafgen', '--version']),
+  conntrackd: version(['conntrackd', '-v']),
   labPlan,
   microReps,
   // Other work on the machine moves every figure; say how busy it was.
