@@ -8,6 +8,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Lab } from '../test/lab/netns.js';
+import type { LabProcess } from '../test/lab/processes.js';
 import { REPO_ROOT } from '../test/lab/paths.js';
 import { sleep, waitFor } from '../test/lab/poll.js';
 import { SINGLE } from '../test/lab/topology.js';
@@ -43,7 +44,7 @@ function devices(lab: Lab): { cli: string; fwOut: string; fwIn: string; srv: str
   return { cli: `${lab.prefix}-cli`, fwOut: `${lab.prefix}-out`, fwIn: `${lab.prefix}-in`, srv: `${lab.prefix}-srv` };
 }
 
-async function mac(lab: Lab, host: string, dev: string): Promise<string> {
+export async function mac(lab: Lab, host: string, dev: string): Promise<string> {
   const r = await lab.execChecked(host, ['ip', '-j', 'link', 'show', 'dev', dev]);
   const address = (JSON.parse(r.stdout) as { address?: string }[])[0]?.address;
   if (!address) throw new ForwardingError(`no MAC address on ${dev}`);
@@ -86,11 +87,11 @@ export async function openUdpFlows(lab: Lab, fl: ForwardingLab): Promise<void> {
   if (done.answered !== fl.flows) throw new ForwardingError(`only ${done.answered ?? 0} of ${fl.flows} UDP flows were answered through the firewall`);
 }
 
-async function attachDrop(lab: Lab, host: string, dev: string): Promise<void> {
+export async function attachDrop(lab: Lab, host: string, dev: string): Promise<void> {
   await lab.execChecked(host, ['ip', 'link', 'set', 'dev', dev, 'xdpdrv', 'obj', XDP_DROP_OBJ, 'sec', 'xdp']);
 }
 
-async function detachDrop(lab: Lab, host: string, dev: string): Promise<void> {
+export async function detachDrop(lab: Lab, host: string, dev: string): Promise<void> {
   await lab.execChecked(host, ['ip', 'link', 'set', 'dev', dev, 'xdpdrv', 'off']);
 }
 
@@ -103,21 +104,35 @@ async function xdpDrops(lab: Lab, host: string, dev: string): Promise<number> {
 }
 
 /**
- * Runs the generator for durationMs (after a ramp) and returns the rate at
- * which frames reached the counted XDP_DROP. trafgen forks a worker per CPU
- * and only exits cleanly when the worker gets the signal too: signalled
- * alone, the parent leaves a worker spinning in the kernel for minutes.
- * timeout(1) relays our SIGINT to its whole process group, and bounds the
- * run should this process die.
+ * Starts trafgen on one CPU sending a configuration's frames out of a
+ * host's device, bounded by timeout(1) at boundMs and by a frame count.
+ * trafgen forks a worker per CPU and only exits cleanly when the worker gets
+ * the signal too: signalled alone, the parent leaves a worker spinning in
+ * the kernel for minutes. timeout(1) relays our SIGINT to its whole process
+ * group (stopTrafgen), and bounds the run should this process die.
  */
-async function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: string }, durationMs: number): Promise<number> {
-  const seconds = (RAMP_MS + durationMs + STOP_MARGIN_MS) / 1000;
+export function startTrafgen(lab: Lab, host: string, dev: string, conf: string, boundMs: number): LabProcess {
   // --no-sock-mem and --notouch-irq: trafgen would otherwise retune the
   // machine's socket buffer sysctls and IRQ affinities, which are not the lab's.
-  const gen = lab.spawn('cli', [
-    'timeout', '--signal', 'INT', '--kill-after', '5', String(seconds),
-    'trafgen', '--dev', devices(lab).cli, '--conf', fl.trafgenConf, '--cpus', '1', '--num', String(GENERATOR_CAP), '--no-sock-mem', '--notouch-irq',
+  return lab.spawn(host, [
+    'timeout', '--signal', 'INT', '--kill-after', '5', String(boundMs / 1000),
+    'trafgen', '--dev', dev, '--conf', conf, '--cpus', '1', '--num', String(GENERATOR_CAP), '--no-sock-mem', '--notouch-irq',
   ]);
+}
+
+/** Stops a generator from startTrafgen and waits until it is gone. */
+export async function stopTrafgen(gen: LabProcess, boundMs: number): Promise<void> {
+  if (gen.running) gen.signal('SIGINT');
+  await waitFor(() => !gen.running, { timeoutMs: boundMs + 10_000, what: 'trafgen to stop' });
+}
+
+/**
+ * Runs the generator for durationMs (after a ramp) and returns the rate at
+ * which frames reached the counted XDP_DROP.
+ */
+async function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: string }, durationMs: number): Promise<number> {
+  const boundMs = RAMP_MS + durationMs + STOP_MARGIN_MS;
+  const gen = startTrafgen(lab, 'cli', devices(lab).cli, fl.trafgenConf, boundMs);
   try {
     await sleep(RAMP_MS);
     if (!gen.running) throw new ForwardingError(`trafgen exited early (${JSON.stringify(gen.exit)}): ${gen.stderr}`);
@@ -129,8 +144,7 @@ async function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: 
     if (!gen.running) throw new ForwardingError('trafgen stopped before the counting window ended');
     return (after - before) / elapsed;
   } finally {
-    if (gen.running) gen.signal('SIGINT');
-    await waitFor(() => !gen.running, { timeoutMs: seconds * 1000 + 10_000, what: 'trafgen to stop' });
+    await stopTrafgen(gen, boundMs);
   }
 }
 

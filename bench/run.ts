@@ -15,6 +15,7 @@ import { conntrackdSync } from './conntrackd-sync.js';
 import { clusterConnRate } from './cluster-conn-rate.js';
 import { labSuite, type LabPlan } from './lab-suite.js';
 import { Report } from './lib/report.js';
+import { synFlood } from './syn-flood.js';
 import { ringbufDrain, ruleScaling, syncBurstSize, syncLatency, xdpCost } from './micro.js';
 
 const { values } = parseArgs({
@@ -85,6 +86,11 @@ const PARTS: { key: string; title: string; run: () => Promise<void> }[] = [
     run: () => clusterConnRate(report, quick
       ? { reps: 1, rate: { count: 30_000, concurrency: 64, durationMs: 1500 }, latencyConns: 200 }
       : { reps: 3, rate: { count: 30_000, concurrency: 64, durationMs: 3000 }, latencyConns: 1000 }, log),
+  },
+  {
+    key: 'synflood',
+    title: '9 syn flood',
+    run: () => synFlood(report, quick ? { reps: 1, flows: 256, windowMs: 1000 } : { reps: 3, flows: 1024, windowMs: 3000 }, log),
   },
 ];
 const only = new Set(values.only ? values.only.split(',') : PARTS.map((p) => p.key));
