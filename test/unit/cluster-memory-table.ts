@@ -2,6 +2,7 @@
 // (lookupRaw, upsertBatch, deleteBatch, scanChunks), plus helpers to build
 // entries, so replication and installation can be tested without root.
 import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, flowEntry, flowKey, type FlowEntry, type FlowKey } from '../../control/src/bpf/codec.js';
+import type { ChunkVisitor } from '../../control/src/bpf/conn-table.js';
 
 const hex = (b: Uint8Array, off = 0): string => Buffer.from(b.subarray(off, off + FLOW_KEY_SIZE)).toString('hex');
 
@@ -67,7 +68,7 @@ export class MemoryTable {
     return n;
   }
 
-  async scanChunks(chunk: number, visit: (keys: Uint8Array, values: Uint8Array, count: number) => boolean | void): Promise<number> {
+  async scanChunks(chunk: number, visit: ChunkVisitor): Promise<number> {
     const rows = [...this.rows.values()];
     const keys = new Uint8Array(chunk * FLOW_KEY_SIZE);
     const values = new Uint8Array(chunk * FLOW_ENTRY_SIZE);
@@ -77,7 +78,7 @@ export class MemoryTable {
         keys.set(r.key, i * FLOW_KEY_SIZE);
         values.set(r.value, i * FLOW_ENTRY_SIZE);
       });
-      if (visit(keys, values, part.length) === false) break;
+      if ((await visit(keys, values, part.length)) === false) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
     return rows.length;

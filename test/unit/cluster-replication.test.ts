@@ -44,6 +44,7 @@ function harness(opts: { members?: number[]; modes?: SyncModes; next?: Ownership
     view: { selfId: 1, current: () => current, next: () => opts.next, livePeers: () => [2, 3] },
     modes: opts.modes ?? new SyncModes({ node: 'combined', common: 'combined' }),
     send: (to, payload) => sent.push({ to, payload }),
+    waitForRoom: async () => undefined,
     stats,
     log,
     monotonicNs: opts.nowNs ?? (() => 100_000_000_000n),

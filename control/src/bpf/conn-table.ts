@@ -22,8 +22,11 @@ export class ConnTableError extends Error {
   }
 }
 
-/** Called with a chunk of entries: keys[i * FLOW_KEY_SIZE], values[i * FLOW_ENTRY_SIZE]; return false to stop. */
-export type ChunkVisitor = (keys: Uint8Array, values: Uint8Array, count: number) => boolean | void;
+/**
+ * Called with a chunk of entries: keys[i * FLOW_KEY_SIZE], values[i * FLOW_ENTRY_SIZE]; return false to stop.
+ * A visitor that returns a promise (a sender waiting for its peer) is awaited before the next chunk.
+ */
+export type ChunkVisitor = (keys: Uint8Array, values: Uint8Array, count: number) => boolean | void | Promise<boolean | void>;
 /** Called per entry; the buffers are reused, copy what must outlive the call. Return false to stop. */
 export type EntryVisitor = (keyBuf: Uint8Array, keyOff: number, valBuf: Uint8Array, valOff: number) => boolean | void;
 
@@ -146,7 +149,7 @@ export class ConnTable {
     let visited = 0;
     for (const count of this.chunks(keys, values, chunk)) {
       visited += count;
-      if (visit(keys, values, count) === false) break;
+      if ((await visit(keys, values, count)) === false) break;
       await yieldToEventLoop();
     }
     return visited;

@@ -34,7 +34,7 @@ import { PeerTransport, type TransportEvents, type TransportOptions } from './tr
 import type { ExpectationRecord, FlowRecord, NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
 
 /** The part of PeerTransport the node uses (a test can run nodes over an in-process transport). */
-export type Transport = Pick<PeerTransport, 'start' | 'stop' | 'setLocalState' | 'send' | 'waitAcked' | 'peers' | 'stats'>;
+export type Transport = Pick<PeerTransport, 'start' | 'stop' | 'setLocalState' | 'send' | 'waitForRoom' | 'waitAcked' | 'peers' | 'stats'>;
 
 export interface ClusterNodeDeps {
   config: ClusterConfig;
@@ -97,6 +97,7 @@ export class ClusterNode {
     this.ownership = computeOwnership([], this.cfg.mode, this.cfg.backups);
     this.maps = new ClusterMaps(deps.maps);
     const send = (to: number, payload: SyncPayload): number => this.transport.send(to, payload);
+    const waitForRoom = (to: number): Promise<void> => this.transport.waitForRoom(to);
     const current = (): Ownership => this.ownership;
     this.replicas = new ReplicaStore({
       table: deps.table,
@@ -110,6 +111,7 @@ export class ClusterNode {
       view: { selfId: self, current, next: () => this.drainTarget, livePeers: () => this.membership.livePeers() },
       modes: this.modes,
       send,
+      waitForRoom,
       stats: this.stats,
       log: this.log,
       monotonicNs: deps.monotonicNs,
@@ -117,7 +119,7 @@ export class ClusterNode {
       chunk: deps.chunk,
       queueCapacity: QUEUE_CAPACITY,
     });
-    this.server = new StateServer({ table: deps.table, selfId: self, current, send, stats: this.stats, monotonicNs: deps.monotonicNs, chunk: deps.chunk });
+    this.server = new StateServer({ table: deps.table, selfId: self, current, send, waitForRoom, stats: this.stats, monotonicNs: deps.monotonicNs, chunk: deps.chunk });
     this.fetcher = new FlowFetcher({
       selfId: self,
       current,

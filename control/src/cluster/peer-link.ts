@@ -24,7 +24,12 @@ export interface LinkOptions {
   id: number;
   address: string;
   failureTimeoutMs: number;
-  /** Bound of the unacked queue in bytes; on overflow the oldest payloads are dropped. */
+  /**
+   * Bound of the unacked queue in bytes; on overflow the oldest payloads are
+   * dropped (on-demand updates to a peer that does not ack; the periodic
+   * pass heals). Bulk senders wait for room first (waitForRoom), so a bulk
+   * transfer is paced by the peer's acks instead.
+   */
   maxQueueBytes: number;
   /** Frames are cut at this size (a single larger payload still goes whole). */
   maxFrameBytes: number;
@@ -67,6 +72,8 @@ export class PeerLink {
   private dropped: [number, number][] = [];
   private overflowing = false;
   private waiters: Waiter[] = [];
+  /** Bulk senders waiting for the queue to drain to half its bound. */
+  private roomWaiters: (() => void)[] = [];
 
   // receiving
   private lastReceived = 0;
@@ -104,6 +111,16 @@ export class PeerLink {
     if (this.queueBytes > this.opts.maxQueueBytes) this.dropOldest();
     this.scheduleFlush();
     return seq;
+  }
+
+  /**
+   * Resolves once the unacked queue is at most half its bound (at once if it
+   * is), or the peer failed or the link shut down: a bulk sender calls this
+   * between chunks so a big transfer never overflows the queue.
+   */
+  waitForRoom(): Promise<void> {
+    if (this.hasRoom()) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
   waitAcked(seq: number, timeoutMs: number): Promise<boolean> {
@@ -218,6 +235,7 @@ export class PeerLink {
       w.resolve(false);
     }
     this.waiters = [];
+    this.wakeRoomWaiters();
   }
 
   private deliver(bytes: Uint8Array): void {
@@ -271,6 +289,7 @@ export class PeerLink {
     this.log.warn({ peer: this.id, silentMs: this.opts.failureTimeoutMs }, 'sync peer failed: no heartbeat');
     // a silent connection may be dead without either side noticing: start afresh
     if (this.stream) this.detachCurrent();
+    this.wakeRoomWaiters();
     this.hooks.peerState(this.id, 'failed', this.incarnation);
   }
 
@@ -290,6 +309,7 @@ export class PeerLink {
     if (this.sendSeq < this.headSeq) this.sendSeq = this.headSeq;
     this.compact();
     if (this.queueBytes <= this.opts.maxQueueBytes / 2) this.overflowing = false;
+    if (this.hasRoom()) this.wakeRoomWaiters();
     if (this.waiters.length > 0) {
       const still: Waiter[] = [];
       for (const w of this.waiters) {
@@ -300,6 +320,16 @@ export class PeerLink {
       }
       this.waiters = still;
     }
+  }
+
+  private hasRoom(): boolean {
+    return this.queueBytes <= this.opts.maxQueueBytes / 2 || this.state === 'failed';
+  }
+
+  private wakeRoomWaiters(): void {
+    const waiting = this.roomWaiters;
+    this.roomWaiters = [];
+    for (const resolve of waiting) resolve();
   }
 
   private release(): Outgoing {

@@ -50,6 +50,8 @@ export interface ReplicatorDeps {
   view: ReplicationView;
   modes: SyncModes;
   send: SendFn;
+  /** Resolves when the peer's send queue can take more: re-replication is a bulk transfer and waits for it. */
+  waitForRoom(to: number): Promise<void>;
   stats: ClusterStats;
   log: Logger;
   monotonicNs(): bigint;
@@ -253,8 +255,9 @@ export class Replicator {
           this.d.stats.add('entries_rereplicated');
         }
       }
-      for (const [peer, seq] of outbox.flush()) lastSeq.set(peer, seq);
-      return true;
+      const flushed = outbox.flush();
+      for (const [peer, seq] of flushed) lastSeq.set(peer, seq);
+      return Promise.all([...flushed.keys()].map((peer) => this.d.waitForRoom(peer))).then(() => true);
     });
     return lastSeq;
   }

@@ -4,6 +4,9 @@
 // - buckets / common / all: the entries this node is authoritative for
 //   (buckets it owns), so each entry comes from one node even though the
 //   requester asks every active peer. Chunked; the final message has `last`.
+//   A big answer (a join at a million entries) is paced by the requester's
+//   acks: between table chunks it waits until the peer's queue has room, so
+//   nothing is dropped from a full queue.
 import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, flowEntry, flowKey } from '../bpf/codec.js';
 import type { ConnTable } from '../bpf/conn-table.js';
 import { FlowFlag } from '../gen/layout.js';
@@ -21,6 +24,8 @@ export interface StateServerDeps {
   selfId: number;
   current(): Ownership;
   send: SendFn;
+  /** Resolves when the peer's send queue can take more (PeerTransport.waitForRoom). */
+  waitForRoom(to: number): Promise<void>;
   stats: ClusterStats;
   monotonicNs(): bigint;
   chunk: number;
@@ -57,7 +62,7 @@ export class StateServer {
           batch = [];
         }
       }
-      return true;
+      return this.d.waitForRoom(from).then(() => true);
     });
     this.sendBulk(from, req.requestId, batch, true);
   }

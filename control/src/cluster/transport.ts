@@ -28,7 +28,7 @@ export interface TransportOptions {
   heartbeatMs: number;
   failureTimeoutMs: number;
   log: Logger;
-  /** Bound of each peer's unacked queue (default 64 MiB); on overflow the oldest payloads are dropped. */
+  /** Bound of each peer's unacked queue (default 64 MiB); on overflow the oldest payloads are dropped (bulk senders wait for room instead). */
   maxQueueBytes?: number;
 }
 
@@ -154,6 +154,11 @@ export class PeerTransport {
       this.encoded.set(payload, bytes);
     }
     return link.enqueue(bytes, payloadFlowCount(payload));
+  }
+
+  /** Resolves when peer `to`'s queue has room for more bulk payloads (see PeerLink.waitForRoom). */
+  waitForRoom(to: number): Promise<void> {
+    return this.link(to).waitForRoom();
   }
 
   /** True once peer `to` acked `seq`; false after `timeoutMs`, or if the payload was dropped from a full queue. */

@@ -1,0 +1,91 @@
+// A bulk transfer (join answer, re-replication) must never overflow a peer's
+// send queue, which drops the oldest payloads when full: the link tells bulk
+// senders when there is room, and the state server waits for it between
+// table chunks.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ClusterStats } from '../../control/src/cluster/cluster-stats.js';
+import { computeOwnership } from '../../control/src/cluster/ownership.js';
+import { PeerLink } from '../../control/src/cluster/peer-link.js';
+import { StateServer } from '../../control/src/cluster/state-server.js';
+import { TransportCounters } from '../../control/src/cluster/transport-stats.js';
+import type { SyncPayload } from '../../control/src/cluster/types.js';
+import { createLogger } from '../../control/src/log.js';
+import { entry, MemoryTable, tcpKey } from './cluster-memory-table.js';
+
+const log = createLogger('error');
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+function link(maxQueueBytes: number): { link: PeerLink; counters: TransportCounters } {
+  const counters = new TransportCounters();
+  const l = new PeerLink(
+    { id: 2, address: 'peer', failureTimeoutMs: 60_000, maxQueueBytes, maxFrameBytes: 1 << 20 },
+    { message: () => undefined, peerState: () => undefined },
+    counters,
+    log,
+  );
+  l.attach({ write: () => true, once: () => undefined }, () => undefined);
+  return { link: l, counters };
+}
+
+const ack = (seq: number) => ({ ack: seq, firstSeq: 0, payloads: [], hello: null, heartbeat: null });
+
+test('a link has room below half its bound; acks that drain it wake the bulk sender', async () => {
+  const { link: l, counters } = link(1000);
+  l.enqueue(new Uint8Array(400), 1);
+  let woken = false;
+  await l.waitForRoom();
+  l.enqueue(new Uint8Array(400), 1);
+  void l.waitForRoom().then(() => (woken = true));
+  await nextTurn();
+  assert.equal(woken, false, 'queue at 800 of 1000 bytes: no room');
+  l.onFrame(ack(1));
+  await nextTurn();
+  assert.equal(woken, true, 'acked down to 400 bytes');
+  assert.equal(counters.queueDrops, 0);
+  l.shutdown();
+});
+
+test('shutting a link down wakes its bulk senders', async () => {
+  const { link: l } = link(1000);
+  l.enqueue(new Uint8Array(900), 1);
+  const waiting = l.waitForRoom();
+  l.shutdown();
+  await waiting;
+});
+
+test('the state server sends one table chunk, then waits for room before the next', async () => {
+  const table = new MemoryTable();
+  const total = 2500;
+  for (let n = 0; n < total; n++) table.put(tcpKey(n), entry());
+  const sent: SyncPayload[] = [];
+  let release: () => void = () => undefined;
+  let waits = 0;
+  const server = new StateServer({
+    table,
+    selfId: 1,
+    current: () => computeOwnership([1], 'load-sharing', 0),
+    send: (_to, payload) => sent.push(payload),
+    waitForRoom: () => {
+      waits++;
+      return new Promise<void>((resolve) => (release = resolve));
+    },
+    stats: new ClusterStats(),
+    monotonicNs: () => 1_000_000_000n,
+    chunk: 1000,
+  });
+  const records = (): number => sent.reduce((sum, p) => sum + (p.kind === 'bulk' ? p.entries.length : 0), 0);
+  const done = server.answer(2, { kind: 'request', requestId: 9, all: true });
+  await nextTurn();
+  assert.equal(waits, 1);
+  assert.ok(records() <= 1000, `${records()} records sent before the peer had room`);
+  for (let i = 0; i < 3; i++) {
+    release();
+    await nextTurn();
+    await nextTurn();
+  }
+  await done;
+  assert.equal(records(), total);
+  const last = sent.at(-1);
+  assert.ok(last?.kind === 'bulk' && last.last, 'the final bulk message says last');
+});
