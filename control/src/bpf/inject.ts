@@ -9,7 +9,7 @@
 // runs the TCP state machine on the SYN, emits the "new" event and forwards
 // it with the same FIB lookup as any later packet. No MAC, TTL or checksum
 // rewriting in user space, and no neighbour resolution of our own.
-import { BPF_F_TEST_XDP_LIVE_FRAMES, progTestRun } from './libbpf.js';
+import { BPF_F_TEST_XDP_LIVE_FRAMES, progTestRunInPlace } from './libbpf.js';
 
 // struct xdp_md { data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex }
 const XDP_MD_SIZE = 24;
@@ -39,6 +39,6 @@ export class FrameInjector {
   private run(progFd: number, frame: Uint8Array, ifindex: number): void {
     this.ctx.writeUInt32LE(frame.length, XDP_MD_DATA_END);
     this.ctx.writeUInt32LE(ifindex, XDP_MD_INGRESS_IFINDEX);
-    progTestRun(progFd, { data: frame, ctx: this.ctx, flags: BPF_F_TEST_XDP_LIVE_FRAMES, repeat: 1 });
+    progTestRunInPlace(progFd, frame, this.ctx, BPF_F_TEST_XDP_LIVE_FRAMES);
   }
 }

@@ -284,6 +284,59 @@ export function progTestRun(progFd: number, o: TestRunOptions): TestRunResult {
   return { retval: opts.retval, dataSizeOut: opts.data_size_out, durationNs: opts.duration };
 }
 
+/** Byte offsets of the bpf_test_run_opts fields progTestRunInPlace writes or reads. */
+const TEST_RUN_OFF = Object.fromEntries(
+  ['sz', 'data_in', 'data_size_in', 'data_size_out', 'ctx_in', 'ctx_size_in', 'ctx_size_out', 'retval', 'repeat', 'flags'].map((f) => [f, koffi.offsetof(TestRunOpts, f)]),
+) as Record<'sz' | 'data_in' | 'data_size_in' | 'data_size_out' | 'ctx_in' | 'ctx_size_in' | 'ctx_size_out' | 'retval' | 'repeat' | 'flags', number>;
+const IN_PLACE_MAX_DATA = 4096;
+const IN_PLACE_MAX_CTX = 64;
+
+/**
+ * Native memory for progTestRunInPlace: the options struct, the frame and the
+ * context, allocated once for the process. Calls are synchronous on the one
+ * JS thread, so one set serves every caller.
+ */
+class InPlaceTestRun {
+  readonly opts = koffi.alloc(TestRunOpts, 1);
+  readonly fields = new DataView(koffi.view(this.opts, koffi.sizeof(TestRunOpts)));
+  private readonly dataPtr = koffi.alloc('uint8_t', IN_PLACE_MAX_DATA);
+  private readonly ctxPtr = koffi.alloc('uint8_t', IN_PLACE_MAX_CTX);
+  readonly data = new Uint8Array(koffi.view(this.dataPtr, IN_PLACE_MAX_DATA));
+  readonly ctx = new Uint8Array(koffi.view(this.ctxPtr, IN_PLACE_MAX_CTX));
+
+  constructor() {
+    new Uint8Array(this.fields.buffer).fill(0);
+    this.fields.setBigUint64(TEST_RUN_OFF.sz, BigInt(koffi.sizeof(TestRunOpts)), true);
+    this.fields.setBigUint64(TEST_RUN_OFF.data_in, BigInt(koffi.address(this.dataPtr)), true);
+    this.fields.setBigUint64(TEST_RUN_OFF.ctx_in, BigInt(koffi.address(this.ctxPtr)), true);
+    this.fields.setInt32(TEST_RUN_OFF.repeat, 1, true);
+  }
+}
+let inPlace: InPlaceTestRun | undefined;
+const testRunRawFn = libbpf.func('int bpf_prog_test_run_opts(int progFd, void *opts)');
+
+/**
+ * progTestRun of one run for a hot path (re-injecting first packets: one
+ * call each). progTestRun converts its options struct from and back to a JS
+ * object, which costs several µs per call; this copies the frame and context
+ * into native buffers allocated once and passes a pointer. Returns the
+ * program's return value. Frames over 4096 bytes take the progTestRun path.
+ */
+export function progTestRunInPlace(progFd: number, data: Uint8Array, ctx: Uint8Array, flags: number): number {
+  if (data.length > IN_PLACE_MAX_DATA || ctx.length > IN_PLACE_MAX_CTX) return progTestRun(progFd, { data, ctx, flags }).retval;
+  const run = (inPlace ??= new InPlaceTestRun());
+  run.data.set(data);
+  run.ctx.set(ctx);
+  run.fields.setUint32(TEST_RUN_OFF.data_size_in, data.length, true);
+  run.fields.setUint32(TEST_RUN_OFF.ctx_size_in, ctx.length, true);
+  // libbpf writes the output sizes back, and the kernel takes them as buffer capacities: there are no output buffers.
+  run.fields.setUint32(TEST_RUN_OFF.data_size_out, 0, true);
+  run.fields.setUint32(TEST_RUN_OFF.ctx_size_out, 0, true);
+  run.fields.setUint32(TEST_RUN_OFF.flags, flags, true);
+  check('bpf_prog_test_run_opts', testRunRawFn(progFd, run.opts));
+  return run.fields.getUint32(TEST_RUN_OFF.retval, true);
+}
+
 /** Attaches an XDP program to an interface as a BPF link; returns the link fd. */
 export function xdpLinkCreate(progFd: number, ifindex: number, xdpFlags: number): number {
   // struct bpf_link_create_opts, truncated after `flags`: libbpf treats the rest as unset.
