@@ -104,19 +104,21 @@ async function xdpDrops(lab: Lab, host: string, dev: string): Promise<number> {
 }
 
 /**
- * Starts trafgen on one CPU sending a configuration's frames out of a
- * host's device, bounded by timeout(1) at boundMs and by a frame count.
+ * Starts trafgen sending a configuration's frames out of a host's device,
+ * bounded by timeout(1) at boundMs and by a frame count. trafgen forks one
+ * worker per CPU up to `cpus`, pinned to CPUs 0, 1, ...: by default one
+ * worker on CPU 0; a configuration may name its CPU (`cpu(1): { ... }`).
  * trafgen forks a worker per CPU and only exits cleanly when the worker gets
  * the signal too: signalled alone, the parent leaves a worker spinning in
  * the kernel for minutes. timeout(1) relays our SIGINT to its whole process
  * group (stopTrafgen), and bounds the run should this process die.
  */
-export function startTrafgen(lab: Lab, host: string, dev: string, conf: string, boundMs: number): LabProcess {
+export function startTrafgen(lab: Lab, host: string, dev: string, conf: string, boundMs: number, cpus = 1): LabProcess {
   // --no-sock-mem and --notouch-irq: trafgen would otherwise retune the
   // machine's socket buffer sysctls and IRQ affinities, which are not the lab's.
   return lab.spawn(host, [
     'timeout', '--signal', 'INT', '--kill-after', '5', String(boundMs / 1000),
-    'trafgen', '--dev', dev, '--conf', conf, '--cpus', '1', '--num', String(GENERATOR_CAP), '--no-sock-mem', '--notouch-irq',
+    'trafgen', '--dev', dev, '--conf', conf, '--cpus', String(cpus), '--num', String(GENERATOR_CAP), '--no-sock-mem', '--notouch-irq',
   ]);
 }
 
