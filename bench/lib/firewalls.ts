@@ -75,20 +75,29 @@ accept proto tcp to ${server} dport ${BENCH_PORTS.iperf},${BENCH_PORTS.conns} zo
  */
 export const SYNCWALL_BENCH_CONFIG = { punt: { rate: 1_000_000, burst: 100_000 }, tables: { connections: 1 << 20 } } as const;
 
+/** syncwalld stopped with another exit than 0; syncwall was removed from its host all the same. */
+export class SyncwalldExitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SyncwalldExitError';
+  }
+}
+
 /**
  * Stops a daemon and removes syncwall from its host: a stopped daemon leaves
  * its programs attached for the next one to take over; detach is how
- * syncwall is removed.
+ * syncwall is removed. A bad exit is thrown (SyncwalldExitError) only once
+ * the host is clean, so the configurations after it can still be measured.
  */
 export async function removeSyncwall(lab: Lab, daemon: Daemon): Promise<void> {
   const exit = await daemon.stop('SIGTERM');
-  if (exit.code !== 0) throw new Error(`syncwalld on ${daemon.host} exited with ${JSON.stringify(exit)}:\n${daemon.describe()}`);
   await lab.execChecked(daemon.host, ['node', SYNCWALLD, 'detach', '--config', daemon.configPath]);
   const devs = lab.firewallInterfaces(daemon.host).map((i) => i.name);
   await waitFor(async () => !(await Promise.all(devs.map((d) => lab.xdpAttached(daemon.host, d)))).some(Boolean), {
     timeoutMs: 10_000,
     what: `syncwalld on ${daemon.host} to detach its XDP programs`,
   });
+  if (exit.code !== 0) throw new SyncwalldExitError(`syncwalld on ${daemon.host} exited with ${JSON.stringify(exit)} after SIGTERM:\n${daemon.describe()}`);
 }
 
 /** syncwalld with the benchmark's rules and config. */
