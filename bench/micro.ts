@@ -20,31 +20,41 @@ async function runScript(script: string, args: readonly string[], timeoutMs: num
   return r.stdout;
 }
 
-/** Item 5: decisions/s of the compiled matcher with 10, 1k and 10k rules. */
-export async function ruleScaling(report: Report, reps: number): Promise<void> {
-  const rates = new Map<number, number[]>();
-  for (let i = 0; i < reps; i++) {
-    const out = await runScript('rules-bench.ts', [], 120_000);
-    // Rows: rules, compile ms, decisions/s (with thousands separators), matched, ratio.
-    const rows = [...out.matchAll(/^\s*(\d+)\s+\d+\s+([\d,]+)\s+\d+%\s+[\d.]+\s*$/gm)];
-    if (rows.length === 0) throw new ReportFormatError('rules-bench.ts', 'rate rows', out);
-    for (const [, count, rate] of rows) {
-      const list = rates.get(Number(count)) ?? [];
-      list.push(Number(rate!.replaceAll(',', '')));
-      rates.set(Number(count), list);
-    }
+/** One line of `rules-bench.ts --json`. */
+interface RulesBenchRow {
+  rules: number;
+  decisionsPerSec: number;
+  parseMs: number;
+  compileMs: number;
+  matcherBytes: number;
+}
+
+/**
+ * Item 5: decisions/s of the compiled matcher with 10, 1k and 10k rules;
+ * for 10k also the CPU time to parse and compile them and the heap the
+ * compiled matcher keeps.
+ */
+export async function ruleScaling(report: Report, opts: { quick: boolean; reps: number }): Promise<void> {
+  const bySize = new Map<number, RulesBenchRow[]>();
+  for (let i = 0; i < opts.reps; i++) {
+    const out = await runScript('rules-bench.ts', ['--json', ...(opts.quick ? ['--quick'] : [])], 300_000);
+    const rows = out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as RulesBenchRow);
+    if (rows.length === 0) throw new ReportFormatError('rules-bench.ts', 'JSON rows', out);
+    for (const row of rows) bySize.set(row.rules, [...(bySize.get(row.rules) ?? []), row]);
   }
-  for (const [count, reps10] of rates) {
+  const section = '5 rules';
+  for (const [count, rows] of bySize) {
+    const subject = `${count} rules`;
     report.add({
-      section: '5 rules',
-      name: 'first-packet decisions',
-      subject: `${count} rules`,
-      unit: 'decisions/s',
-      better: 'higher',
-      reps: reps10,
+      section, name: 'first-packet decisions', subject, unit: 'decisions/s', better: 'higher',
+      reps: rows.map((r) => r.decisionsPerSec),
       ...(count === 10 ? {} : { peer: '10 rules' }),
       ...(count === 10_000 ? { target: { op: '>=', value: 0.5 } as const } : {}),
     });
+    if (count !== 10_000) continue;
+    report.add({ section, name: 'parse rules (CPU)', subject, unit: 'ms', better: 'lower', reps: rows.map((r) => r.parseMs) });
+    report.add({ section, name: 'compile matcher (CPU)', subject, unit: 'ms', better: 'lower', reps: rows.map((r) => r.compileMs) });
+    report.add({ section, name: 'compiled matcher heap', subject, unit: 'MB', better: 'lower', reps: rows.map((r) => r.matcherBytes / 2 ** 20) });
   }
 }
 

@@ -1,22 +1,47 @@
 // Micro-benchmark of the compiled rules matcher: first-packet decisions per
 // second with 10, 1k and 10k generated rules, and the ratio to the 10-rule
-// rate. The rule sets mix host and subnet prefixes (v4 and v6), single
-// ports, port lists and ranges, protocols, ICMP types and interfaces. Half
-// of the queries are built to hit a random rule, half are random flows that
-// mostly fall through to the implicit drop (the most expensive case).
+// rate; also the time to parse and to compile each rule set and the heap the
+// compiled matcher keeps.
+//
+// Rules are shaped like the ClassBench ACL seeds (taken from real firewalls):
+// mostly host and /24 prefixes with a few broad ones, v4 and v6, single
+// ports, port lists and ranges, protocols, ICMP types, interfaces, zones, and
+// a few protocol-less source blocks. Every size is measured on the same mix
+// of flows, so that the sizes compare like with like:
+//   - half are hits on a rule drawn uniformly from the whole list, kept only
+//     if that rule is the first to match (so the median hit is half-way down
+//     the list, not on a broad rule near the top);
+//   - half are misses that reach the implicit drop: flows from inside or
+//     outside the rules' address space to a service or a random port (scans
+//     and floods are mostly misses, and a miss rules out every rule).
+// A sample of the flows is checked against the linear reading of the rules
+// (LinearMatcher).
 //
 // Rates are decisions per second of this process's CPU time, and the three
 // sizes are measured in alternating rounds (best round kept): on a shared
 // machine, time spent descheduled or a load burst during one size would
-// otherwise skew the ratios.
+// otherwise skew the ratios. Parse and compile times are CPU time too.
 //
-//   node --import tsx bench/rules-bench.ts [--json]
+//   node --import tsx bench/rules-bench.ts [--quick] [--json]
 //
-// --json prints [{ rules, decisionsPerSec, ratio }, ...] instead of the table.
+// --quick measures shorter rounds; --json prints one object per size instead
+// of the table.
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { LinearMatcher } from '../control/src/rules/linear-matcher.js';
 import { compileMatcher } from '../control/src/rules/matcher.js';
 import { parseRules } from '../control/src/rules/parser.js';
-import type { FlowQuery, Matcher } from '../control/src/rules/types.js';
+import type { FlowQuery, Matcher, RuleSet } from '../control/src/rules/types.js';
+
+const quick = process.argv.includes('--quick');
+const SIZES = [10, 1_000, 10_000];
+/** Queries per size (a power of two: the loop indexes with a mask). */
+const QUERIES = 8192;
+/** Queries per size checked against the linear matcher. */
+const SAMPLE = 256;
+const ROUNDS = quick ? 3 : 5;
+const ROUND_MS = quick ? 300 : 600;
 
 let seed = 0x5eed;
 function rand(): number {
@@ -29,110 +54,172 @@ function rand(): number {
 const int = (lo: number, hi: number): number => lo + Math.floor(rand() * (hi - lo + 1));
 const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
 
-// Shaped like the ClassBench ACL seeds (taken from real firewalls): mostly
-// host and /24 prefixes, few broad ones; ranges are mostly the well-known
-// 1024-65535 and 0-1023, with some arbitrary ones.
 const V4_LENGTHS = [8, 12, 16, 16, 20, 24, 24, 24, 24, 28, 32, 32, 32, 32, 32, 32];
 const RANGES: readonly (readonly [number, number])[] = [[1024, 65535], [1024, 65535], [1024, 65535], [0, 1023], [6000, 6063], [8000, 8999]];
 const SERVICES = [22, 25, 53, 80, 110, 123, 143, 443, 465, 587, 993, 995, 3306, 5432, 6379, 8080, 8443];
+const INTERFACES = ['eth0', 'eth1', 'eth2'];
+const ZONES = ['inside', 'outside', 'dmz'];
+const PROTOCOLS: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 };
 
-/** A v4 prefix inside 10.0.0.0/8 or 172.16.0.0/12 with host bits cleared. */
-function v4Prefix(): { text: string; bytes: number[]; len: number } {
-  const len = pick(V4_LENGTHS);
-  const base = rand() < 0.7 ? [10, int(0, 255), int(0, 255), int(0, 255)] : [172, int(16, 31), int(0, 255), int(0, 255)];
-  const value = (((base[0]! << 24) | (base[1]! << 16) | (base[2]! << 8) | base[3]!) & (len === 0 ? 0 : -1 << (32 - len))) >>> 0;
-  const bytes = [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255];
-  return { text: `${bytes.join('.')}/${len}`, bytes, len };
+/** 16-byte address buffer for `family` with the given leading bytes. */
+function address(bytes: readonly number[]): Uint8Array {
+  const buf = new Uint8Array(16);
+  buf.set(bytes);
+  return buf;
 }
 
-/** A v6 prefix inside 2001:db8::/32: /48 sites, /64 subnets, /128 hosts. */
-function v6Prefix(): { text: string; groups: number[]; len: number } {
+/** An address inside the rules' space: 10/8 and 172.16/12, or 2001:db8:0-f::/48. */
+function insideAddress(family: 4 | 6): Uint8Array {
+  return family === 4
+    ? address(rand() < 0.7 ? [10, int(0, 255), int(0, 255), int(0, 255)] : [172, int(16, 31), int(0, 255), int(0, 255)])
+    : address([0x20, 0x01, 0x0d, 0xb8, 0, int(0, 15), 0, int(0, 255), 0, 0, 0, 0, 0, 0, int(0, 255), int(0, 255)]);
+}
+
+/** Any address of the family (mostly outside the rules' space). */
+function anyAddress(family: 4 | 6): Uint8Array {
+  return address(Array.from({ length: family === 4 ? 4 : 16 }, () => int(0, 255)));
+}
+
+/** A prefix text and a function drawing an address inside it. */
+interface PrefixGen {
+  text: string;
+  draw: () => Uint8Array;
+}
+
+function v4Prefix(): PrefixGen {
+  const len = pick(V4_LENGTHS);
+  const base = insideAddress(4);
+  const value = (((base[0]! << 24) | (base[1]! << 16) | (base[2]! << 8) | base[3]!) & (-1 << (32 - len))) >>> 0;
+  const bytes = (v: number): number[] => [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255];
+  return {
+    text: `${bytes(value).join('.')}/${len}`,
+    draw: () => address(bytes((value + (len === 32 ? 0 : int(0, 2 ** (32 - len) - 1))) >>> 0)),
+  };
+}
+
+/** /48 sites, /64 subnets and /128 hosts inside 2001:db8::/32. */
+function v6Prefix(): PrefixGen {
   const len = pick([48, 64, 64, 128]);
   const groups = [0x2001, 0xdb8, int(0, 15), len >= 64 ? int(0, 255) : 0, 0, 0, 0, len === 128 ? int(1, 0xffff) : 0];
-  return { text: `${groups.map((g) => g.toString(16)).join(':')}/${len}`, groups, len };
+  return {
+    text: `${groups.map((g) => g.toString(16)).join(':')}/${len}`,
+    draw: () => {
+      const buf = address(groups.flatMap((g) => [g >> 8, g & 255]));
+      if (len < 128) buf[15] = int(1, 255);
+      if (len < 64) buf[7] = int(0, 255);
+      return buf;
+    },
+  };
 }
 
+/** A rule line and a function drawing a flow it accepts (earlier rules may take it). */
 interface Generated {
   line: string;
-  /** Builds a query that this rule matches (unless an earlier rule does). */
-  hit: () => FlowQuery;
-}
-
-function fillV4(buf: Uint8Array, p: { bytes: number[]; len: number }): void {
-  buf.fill(0);
-  const host = p.len === 32 ? 0 : int(0, 2 ** (32 - p.len) - 1);
-  const value = ((((p.bytes[0]! << 24) | (p.bytes[1]! << 16) | (p.bytes[2]! << 8) | p.bytes[3]!) >>> 0) + host) >>> 0;
-  buf.set([value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255]);
-}
-
-function fillV6(buf: Uint8Array, p: { groups: number[]; len: number }): void {
-  p.groups.forEach((g, i) => { buf[2 * i] = g >> 8; buf[2 * i + 1] = g & 255; });
-  if (p.len < 128) buf[15] = int(1, 255);
+  draw: () => FlowQuery;
 }
 
 function generateRule(): Generated {
-  const v6 = rand() < 0.25;
-  const proto = pick(['tcp', 'tcp', 'tcp', 'udp', 'udp', v6 ? 'icmpv6' : 'icmp']);
+  const family = rand() < 0.25 ? 6 : 4;
+  const prefix = family === 6 ? v6Prefix : v4Prefix;
+  if (rand() < 0.05) {
+    // A block of a source subnet, any protocol.
+    const src = prefix();
+    return { line: `drop from ${src.text}`, draw: () => ({ ...randomFlow(family, insideAddress), src: src.draw() }) };
+  }
+  const proto = pick(['tcp', 'tcp', 'tcp', 'udp', 'udp', family === 6 ? 'icmpv6' : 'icmp']);
   const parts = [pick(['accept', 'accept', 'accept', 'drop', 'reject']), 'proto', proto];
-  const src = rand() < 0.6 ? (v6 ? v6Prefix() : v4Prefix()) : undefined;
-  const dst = rand() < 0.8 || !src ? (v6 ? v6Prefix() : v4Prefix()) : undefined;
+  const src = rand() < 0.6 ? prefix() : undefined;
+  const dst = rand() < 0.8 || !src ? prefix() : undefined;
   if (src) parts.push('from', src.text);
   if (dst) parts.push('to', dst.text);
-  let dport = 0;
-  let sport = int(1024, 65535);
-  let icmpType = -1;
+  let dports: (() => number) | undefined;
+  let sports: (() => number) | undefined;
   if (proto === 'icmp' || proto === 'icmpv6') {
     parts.push('icmp-type', 'echo-request');
-    icmpType = proto === 'icmp' ? 8 : 128;
-    sport = 0;
   } else {
     const shape = rand();
     if (shape < 0.6) {
-      dport = pick(SERVICES);
-      parts.push('dport', String(dport));
+      const port = pick(SERVICES);
+      parts.push('dport', String(port));
+      dports = () => port;
     } else if (shape < 0.8) {
-      const list = [pick(SERVICES), pick(SERVICES), pick(SERVICES)];
-      dport = list[0]!;
-      parts.push('dport', [...new Set(list)].join(','));
+      const list = [...new Set([pick(SERVICES), pick(SERVICES), pick(SERVICES)])];
+      parts.push('dport', list.join(','));
+      dports = () => pick(list);
     } else {
       const lo = int(1024, 60000);
       const [from, to] = rand() < 0.7 ? pick(RANGES) : [lo, lo + int(1, 5000)];
-      dport = int(from, to);
       parts.push('dport', `${from}-${to}`);
+      dports = () => int(from, to);
     }
-    if (rand() < 0.1) parts.push('sport', '1024-65535');
+    if (rand() < 0.1) {
+      parts.push('sport', '1024-65535');
+      sports = () => int(1024, 65535);
+    }
   }
-  const iif = rand() < 0.1 ? pick(['eth0', 'eth1']) : undefined;
+  const iif = rand() < 0.1 ? pick(INTERFACES) : undefined;
   if (iif) parts.push('iif', iif);
-  const family = v6 ? 6 : 4;
-  const protoNumber = { tcp: 6, udp: 17, icmp: 1, icmpv6: 58 }[proto]!;
+  const zones = rand() < 0.15 ? [...new Set([pick(ZONES), pick(ZONES)])] : undefined;
+  if (zones) parts.push('zone', zones.join(','));
   return {
     line: parts.join(' '),
-    hit: () => {
-      const q = randomQuery(family);
-      q.proto = protoNumber;
-      if (src) (v6 ? fillV6(q.src, src as ReturnType<typeof v6Prefix>) : fillV4(q.src, src as ReturnType<typeof v4Prefix>));
-      if (dst) (v6 ? fillV6(q.dst, dst as ReturnType<typeof v6Prefix>) : fillV4(q.dst, dst as ReturnType<typeof v4Prefix>));
-      q.sport = sport;
-      q.dport = dport;
-      q.icmpType = icmpType;
-      q.iif = iif ?? q.iif;
+    draw: () => {
+      const q = randomFlow(family, insideAddress);
+      q.proto = PROTOCOLS[proto]!;
+      if (src) q.src = src.draw();
+      if (dst) q.dst = dst.draw();
+      q.sport = sports ? sports() : q.proto === 6 || q.proto === 17 ? int(1024, 65535) : 0;
+      q.dport = dports ? dports() : 0;
+      q.icmpType = q.proto === 1 ? 8 : q.proto === 58 ? 128 : -1;
+      if (iif) q.iif = iif;
+      if (zones) q.zone = pick(zones);
       return q;
     },
   };
 }
 
-function randomQuery(family: 4 | 6): FlowQuery {
-  const src = new Uint8Array(16);
-  const dst = new Uint8Array(16);
-  for (const buf of [src, dst]) {
-    if (family === 4) buf.set([10, int(0, 255), int(0, 255), int(0, 255)]);
-    else buf.set([0x20, 0x01, 0x0d, 0xb8, 0, int(0, 15), 0, int(0, 255), 0, 0, 0, 0, 0, 0, int(0, 255), int(0, 255)]);
-  }
+/** A new flow of `family`: TCP, UDP or ICMP echo, to a service or any port. */
+function randomFlow(family: 4 | 6, srcAddress: (family: 4 | 6) => Uint8Array): FlowQuery {
+  const proto = pick([6, 6, 6, 17, 17, family === 4 ? 1 : 58]);
+  const ports = proto === 6 || proto === 17;
   return {
-    family, proto: pick([6, 17]), src, dst, sport: int(1024, 65535), dport: pick(SERVICES),
-    icmpType: -1, iif: pick(['eth0', 'eth1', 'eth2']), zone: 'outside',
+    family, proto, src: srcAddress(family), dst: insideAddress(family),
+    sport: ports ? int(1024, 65535) : 0,
+    dport: ports ? (rand() < 0.5 ? pick(SERVICES) : int(1, 65535)) : 0,
+    icmpType: proto === 1 ? 8 : proto === 58 ? 128 : -1,
+    iif: pick(INTERFACES), zone: pick(ZONES),
   };
+}
+
+/**
+ * Half hits on rules drawn uniformly from the list, half misses. The
+ * compiled matcher picks them (the linear one would take minutes at 10k
+ * rules); a sample is checked against the linear reading of the rules.
+ */
+function queriesFor(ruleSet: RuleSet, generated: readonly Generated[], matcher: Matcher): FlowQuery[] {
+  const queries: FlowQuery[] = [];
+  while (queries.length < QUERIES) {
+    if (queries.length % 2 === 0) {
+      const index = Math.floor(rand() * generated.length);
+      // A rule that earlier ones mostly shadow is given up after a few draws.
+      for (let attempt = 0; attempt < 8; attempt++) {
+        const q = generated[index]!.draw();
+        if (matcher.match(q) === ruleSet.rules[index]) {
+          queries.push(q);
+          break;
+        }
+      }
+    } else {
+      const q = randomFlow(rand() < 0.75 ? 4 : 6, rand() < 0.5 ? insideAddress : anyAddress);
+      if (!matcher.match(q)) queries.push(q);
+    }
+  }
+  const linear = new LinearMatcher(ruleSet);
+  for (let i = 0; i < QUERIES; i += QUERIES / SAMPLE) {
+    const [want, got] = [linear.match(queries[i]!), matcher.match(queries[i]!)];
+    if (want !== got) throw new Error(`query ${i}: compiled matcher says rule ${got?.id}, linear reading ${want?.id}`);
+  }
+  return queries;
 }
 
 const cpuMs = (): number => {
@@ -141,52 +228,80 @@ const cpuMs = (): number => {
 };
 
 /** Decisions per CPU second over `ms` of CPU time. */
-function run(matcher: Matcher, queries: FlowQuery[], ms: number): { rate: number; hits: number } {
-  let hits = 0;
+function run(matcher: Matcher, queries: FlowQuery[], ms: number): number {
   let n = 0;
+  let sink = 0;
   const start = cpuMs();
   let elapsed = 0;
   while (elapsed < ms) {
-    for (let i = 0; i < 50_000; i++, n++) if (matcher.match(queries[n & (queries.length - 1)]!)) hits++;
+    for (let i = 0; i < 50_000; i++, n++) sink += matcher.match(queries[n & (QUERIES - 1)]!)?.id ?? 0;
     elapsed = cpuMs() - start;
   }
-  return { rate: n / (elapsed / 1000), hits: hits / n };
+  if (sink < 0) throw new Error('unreachable: rule ids are positive');
+  return n / (elapsed / 1000);
 }
+
+// The heap a compiled matcher keeps: used heap after a full collection,
+// with and without it.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+const heapUsed = (): number => {
+  gc();
+  return process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
+};
 
 interface Case {
-  count: number;
+  rules: number;
+  parseMs: number;
   compileMs: number;
+  matcherBytes: number;
   matcher: Matcher;
   queries: FlowQuery[];
-  best: { rate: number; hits: number };
+  /** Median position (rule id) of the first matching rule over the hits. */
+  hitDepth: number;
+  matched: number;
+  rate: number;
 }
 
-const cases: Case[] = [10, 1_000, 10_000].map((count) => {
+const cases: Case[] = SIZES.map((count) => {
   const generated = Array.from({ length: count }, generateRule);
   const text = generated.map((g) => g.line).join('\n');
-  const t0 = performance.now();
-  const matcher = compileMatcher(parseRules(text, 'bench.conf'));
-  const compileMs = performance.now() - t0;
-  const queries = Array.from({ length: 8192 }, (_, i) => (i % 2 === 0 ? pick(generated).hit() : randomQuery(rand() < 0.75 ? 4 : 6)));
-  return { count, compileMs, matcher, queries, best: { rate: 0, hits: 0 } };
+  const t0 = cpuMs();
+  const ruleSet = parseRules(text, 'bench.conf');
+  const parseMs = cpuMs() - t0;
+  const before = heapUsed();
+  const t1 = cpuMs();
+  const matcher = compileMatcher(ruleSet);
+  const compileMs = cpuMs() - t1;
+  const matcherBytes = heapUsed() - before;
+  const queries = queriesFor(ruleSet, generated, matcher);
+  const ids = queries.map((q) => matcher.match(q)?.id ?? 0);
+  const hits = ids.filter((id) => id > 0).sort((a, b) => a - b);
+  return {
+    rules: count, parseMs, compileMs, matcherBytes, matcher, queries,
+    hitDepth: hits[hits.length >> 1] ?? 0, matched: hits.length / ids.length, rate: 0,
+  };
 });
-// A warm-up long enough for the JIT's top tier, then five rounds of each
-// size in turn; the best round is the least disturbed.
+// A warm-up long enough for the JIT's top tier, then rounds of each size in
+// turn; the best round is the least disturbed.
 for (const c of cases) run(c.matcher, c.queries, 500);
-for (let round = 0; round < 5; round++) {
-  for (const c of cases) {
-    const r = run(c.matcher, c.queries, 600);
-    if (r.rate > c.best.rate) c.best = r;
-  }
+for (let round = 0; round < ROUNDS; round++) {
+  for (const c of cases) c.rate = Math.max(c.rate, run(c.matcher, c.queries, ROUND_MS));
 }
 
-const baseline = cases[0]!.best.rate;
+const baseline = cases[0]!.rate;
 if (process.argv.includes('--json')) {
-  console.log(JSON.stringify(cases.map((c) => ({ rules: c.count, decisionsPerSec: Math.round(c.best.rate), ratio: c.best.rate / baseline }))));
+  for (const c of cases) {
+    const { rules, parseMs, compileMs, matcherBytes, hitDepth, matched, rate } = c;
+    console.log(JSON.stringify({ rules, decisionsPerSec: Math.round(rate), ratio: rate / baseline, parseMs, compileMs, matcherBytes, hitDepth, matched }));
+  }
 } else {
-  const rows: string[][] = [['rules', 'compile ms', 'decisions/s', 'matched', 'ratio to 10']];
-  for (const { count, compileMs, best } of cases) {
-    rows.push([String(count), compileMs.toFixed(0), Math.round(best.rate).toLocaleString('en-US'), `${(best.hits * 100).toFixed(0)}%`, (best.rate / baseline).toFixed(2)]);
+  const rows: string[][] = [['rules', 'parse ms', 'compile ms', 'matcher MB', 'decisions/s', 'matched', 'median hit', 'ratio to 10']];
+  for (const c of cases) {
+    rows.push([
+      String(c.rules), c.parseMs.toFixed(0), c.compileMs.toFixed(0), (c.matcherBytes / 2 ** 20).toFixed(1),
+      Math.round(c.rate).toLocaleString('en-US'), `${(c.matched * 100).toFixed(0)}%`, `#${c.hitDepth}`, (c.rate / baseline).toFixed(2),
+    ]);
   }
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
   for (const r of rows) console.log(r.map((cell, c) => cell.padStart(widths[c]!)).join('  '));

@@ -75,7 +75,7 @@ async function step(section: string, fn: () => Promise<void>): Promise<void> {
 // measured and the run goes on.
 const PARTS: { key: string; title: string; run: () => Promise<void> }[] = [
   { key: 'xdp', title: '1 xdp cost', run: () => xdpCost(report, { quick, reps: microReps }) },
-  { key: 'rules', title: '5 rules', run: () => ruleScaling(report, microReps) },
+  { key: 'rules', title: '5 rules', run: () => ruleScaling(report, { quick, reps: microReps }) },
   { key: 'ringbuf', title: '- ringbuf', run: () => ringbufDrain(report, microReps) },
   { key: 'sync', title: '6 sync', run: () => syncLatency(report, { quick, reps: microReps }) },
   { key: 'ctsync', title: '6 sync conntrackd', run: () => conntrackdSync(report, { quick, reps: microReps, burst: syncBurstSize(quick) }) },
