@@ -23,13 +23,13 @@ function xdpMd(frameLen: number, ifindex: number): Uint8Array {
 const syn = (sport: number, payload = 0): Uint8Array =>
   frame(4, true, { proto: 'tcp', sport, dport: 80, seq: 1000, flags: 'S', window: 64240, payload: new Uint8Array(payload) });
 
-describe('progTestRunInPlace', () => {
-  let dp: TestDataplane;
-  before(() => {
-    dp = TestDataplane.load();
-  });
-  after(() => dp.close());
+let dp: TestDataplane;
+before(() => {
+  dp = TestDataplane.load();
+});
+after(() => dp.close());
 
+describe('progTestRunInPlace', () => {
   it('returns the verdict progTestRun returns, and the program sees the whole frame', () => {
     const long = syn(41000, 600);
     const short = syn(41001);
@@ -58,12 +58,6 @@ describe('progTestRunInPlace', () => {
 });
 
 describe('FrameInjector.reinject', () => {
-  let dp: TestDataplane;
-  before(() => {
-    dp = TestDataplane.load();
-  });
-  after(() => dp.close());
-
   it('runs the main program on the frame as received on the given interface (live frames)', () => {
     const injector = new FrameInjector(dp.progFd, dp.obj.programFd(ProgName.xdp_tx_out));
     // No entry: the program punts it and drops it, so nothing reaches a stack.
