@@ -79,31 +79,32 @@ export async function ringbufDrain(report: Report, reps: number): Promise<void> 
   report.add({ section: '- ringbuf', name: 'event loop held while draining, p99', subject: 'poll + budget', unit: 'µs', better: 'lower', reps: p99 });
 }
 
-/** xdp-cost.ts rows, by the start of their label. */
-const XDP_COST_ROWS = {
-  bare: 'bare XDP_PASS program',
-  tcpHit: 'established TCP hit',
-  udpHit: 'UDP hit',
-  invalid: 'out-of-window drop',
-  punt: 'punt',
-} as const;
+/** One line of `xdp-cost.ts --json`. */
+interface XdpCostRun {
+  bareNs: number;
+  fills: { entries: number; tcpHitNs: number; udpHitNs: number; invalidNs: number; puntNs: number }[];
+}
+
+/** "1k entries", "100k entries", "1M entries". */
+const entriesLabel = (n: number): string => `${n >= 1e6 ? `${n / 1e6}M` : n >= 1e3 ? `${n / 1e3}k` : n} entries`;
 
 /**
- * Item 1: ns/packet of the data plane's paths (xdp-cost.ts, with its own
- * small table) next to the reference program with 1k, 100k and 1M entries
- * (quick: 1k) and a bare XDP_PASS.
+ * Item 1: ns/packet of the data plane's paths (xdp-cost.ts) and of the
+ * reference program, each with its table holding 1k, 100k and 1M entries
+ * (quick: 1k), next to a bare XDP_PASS. Syncwall's hits are compared with
+ * the reference at the same fill.
  */
 export async function xdpCost(report: Report, opts: { quick: boolean; reps: number }): Promise<void> {
   const repeat = opts.quick ? 200_000 : 1_000_000;
   const fills = opts.quick ? [1_000] : [1_000, 100_000, 1_000_000];
-  const dp = new Map<keyof typeof XDP_COST_ROWS, number[]>();
+  const runs: XdpCostRun[] = [];
   const ref = new Map<number, { tcp: number[]; udp: number[] }>(fills.map((n) => [n, { tcp: [], udp: [] }]));
   for (let i = 0; i < opts.reps; i++) {
-    const out = await runScript('xdp-cost.ts', [String(repeat)], 300_000);
-    for (const [row, label] of Object.entries(XDP_COST_ROWS) as [keyof typeof XDP_COST_ROWS, string][]) {
-      const m = new RegExp(`^${label}.*?\\s(\\d+) ns/packet`, 'm').exec(out);
-      if (!m) throw new ReportFormatError('xdp-cost.ts', `"${label}" row`, out);
-      dp.set(row, [...(dp.get(row) ?? []), Number(m[1])]);
+    const out = await runScript('xdp-cost.ts', ['--json', '--repeat', String(repeat), '--fills', fills.join(',')], 300_000);
+    try {
+      runs.push(JSON.parse(out.trim().split('\n').pop()!));
+    } catch {
+      throw new ReportFormatError('xdp-cost.ts', 'JSON result', out);
     }
     for (const n of fills) {
       const r = referenceCost(n, repeat);
@@ -112,19 +113,28 @@ export async function xdpCost(report: Report, opts: { quick: boolean; reps: numb
     }
   }
   const ns = { section: '1 xdp cost', unit: 'ns/pkt', better: 'lower' } as const;
-  const refName = (n: number): string => `reference, ${n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`} entries`;
-  const base = refName(fills[0]!);
-  report.add({ ...ns, name: 'bare XDP_PASS', subject: 'xdp_pass', reps: dp.get('bare') ?? [] });
-  for (const [row, name, refs] of [['tcpHit', 'established TCP hit', 'tcp'], ['udpHit', 'established UDP hit', 'udp']] as const) {
-    report.add({
-      ...ns, name, subject: 'syncwall', reps: dp.get(row) ?? [], peer: base,
-      ...(row === 'tcpHit' ? { target: { op: '<=', value: 1.5 } as const } : {}),
-      note: 'xdp-cost.ts table: a few entries (it cannot fill the table yet); fast forwarding off, so no fib lookup',
+  const vsBare = { peer: 'xdp_pass', peerName: 'bare XDP_PASS' } as const;
+  const at = (n: number): XdpCostRun['fills'][number][] =>
+    runs.map((r) => {
+      const f = r.fills.find((x) => x.entries === n);
+      if (!f) throw new ReportFormatError('xdp-cost.ts', `${n}-entry fill`, JSON.stringify(r));
+      return f;
     });
-    for (const n of fills) report.add({ ...ns, name, subject: refName(n), reps: ref.get(n)![refs], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
+  report.add({ ...ns, name: 'bare XDP_PASS', subject: 'xdp_pass', reps: runs.map((r) => r.bareNs) });
+  for (const n of fills) {
+    const fill = at(n);
+    for (const [name, field, refs] of [['established TCP hit', 'tcpHitNs', 'tcp'], ['established UDP hit', 'udpHitNs', 'udp']] as const) {
+      const named = `${name}, ${entriesLabel(n)}`;
+      report.add({
+        ...ns, name: named, subject: 'syncwall', reps: fill.map((f) => f[field]), peer: 'reference',
+        ...(field === 'tcpHitNs' ? { target: { op: '<=', value: 1.5 } as const } : {}),
+        note: 'fast forwarding off, so no fib lookup',
+      });
+      report.add({ ...ns, name: named, subject: 'reference', reps: ref.get(n)![refs], ...vsBare });
+    }
+    report.add({ ...ns, name: `out-of-window drop, ${entriesLabel(n)}`, subject: 'syncwall', reps: fill.map((f) => f.invalidNs), ...vsBare });
+    report.add({ ...ns, name: `new-flow punt (ring not drained), ${entriesLabel(n)}`, subject: 'syncwall', reps: fill.map((f) => f.puntNs), ...vsBare });
   }
-  report.add({ ...ns, name: 'out-of-window drop', subject: 'syncwall', reps: dp.get('invalid') ?? [], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
-  report.add({ ...ns, name: 'new-flow punt (ring not drained)', subject: 'syncwall', reps: dp.get('punt') ?? [], peer: 'xdp_pass', peerName: 'bare XDP_PASS' });
 }
 
 /** The burst of item 6, for syncwall and conntrackd alike, so their rows pair up. */

@@ -1,17 +1,18 @@
 // The reference side of item 1: ns/packet of bench/xdp_ref.bpf.c (parse +
 // one hash lookup) with its table holding 1k, 100k or 1M entries, on the
 // same frames bench/xdp-cost.ts sends through the data plane. Each fill is
-// a fresh load of the object; filler keys never match the measured frames.
+// a fresh load of the object; filler keys (lib/flow-fill.ts) never match the
+// measured frames.
 import { join } from 'node:path';
 import { flowEntry, flowKey } from '../control/src/bpf/codec.js';
-import { BpfObject, mapUpdateBatch, progTestRun } from '../control/src/bpf/libbpf.js';
+import { BpfObject, mapUpdate, progTestRun } from '../control/src/bpf/libbpf.js';
 import { addressBytes } from '../control/src/net/address.js';
 import { IPPROTO_TCP, IPPROTO_UDP } from '../control/src/net/protocols.js';
 import { REPO_ROOT } from '../test/lab/paths.js';
 import { CLIENT4, frame, SERVER4 } from '../test/bpf/packets.js';
+import { fillFlowTable } from './lib/flow-fill.js';
 
 const OBJECT = join(REPO_ROOT, 'build/xdp_ref.bpf.o');
-const BATCH = 65_536;
 
 export class ReferenceError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -28,21 +29,15 @@ const HIT_KEYS = [
   { family: 4, proto: IPPROTO_UDP, addrA: addressBytes(CLIENT4), addrB: addressBytes(SERVER4), portA: 5300, portB: 53 },
 ];
 
-/** Inserts the two hit keys and entries - 2 fillers from 10.0.0.0/8, which the frames never use. */
+/** Inserts the two hit keys and entries - 2 fillers, so the table holds `entries`. */
 function fill(mapFd: number, entries: number): void {
-  const keys = new Uint8Array(BATCH * flowKey.size);
-  const values = new Uint8Array(BATCH * flowEntry.size);
-  HIT_KEYS.forEach((k, i) => flowKey.write(keys, i * flowKey.size, k));
-  let pending = HIT_KEYS.length;
-  for (let i = 0; i < entries - HIT_KEYS.length; i++) {
-    const src = Uint8Array.of(10, (i >>> 16) & 255, (i >>> 8) & 255, i & 255);
-    flowKey.write(keys, pending * flowKey.size, { family: 4, proto: IPPROTO_TCP, addrA: src, addrB: addressBytes(SERVER4), portA: 1024 + (i % 60000), portB: 443 });
-    if (++pending === BATCH) {
-      mapUpdateBatch(mapFd, keys, values, pending);
-      pending = 0;
-    }
+  const key = new Uint8Array(flowKey.size);
+  const value = new Uint8Array(flowEntry.size);
+  for (const k of HIT_KEYS) {
+    flowKey.write(key, 0, k);
+    mapUpdate(mapFd, key, value);
   }
-  if (pending > 0) mapUpdateBatch(mapFd, keys, values, pending);
+  fillFlowTable(mapFd, entries - HIT_KEYS.length);
 }
 
 /** Lowest of three calls of `repeat` runs: the program's cost, least disturbed by the machine. */
