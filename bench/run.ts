@@ -13,6 +13,7 @@ import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { conntrackdSync } from './conntrackd-sync.js';
 import { clusterConnRate } from './cluster-conn-rate.js';
+import { controllerCeiling } from './controller-ceiling.js';
 import { labSuite, type LabPlan } from './lab-suite.js';
 import { Report } from './lib/report.js';
 import { synFlood } from './syn-flood.js';
@@ -77,6 +78,7 @@ const PARTS: { key: string; title: string; run: () => Promise<void> }[] = [
   { key: 'xdp', title: '1 xdp cost', run: () => xdpCost(report, { quick, reps: microReps }) },
   { key: 'rules', title: '5 rules', run: () => ruleScaling(report, { quick, reps: microReps }) },
   { key: 'ringbuf', title: '- ringbuf', run: () => ringbufDrain(report, microReps) },
+  { key: 'ceiling', title: '4 controller ceiling', run: () => controllerCeiling(report, { quick, reps: microReps }) },
   { key: 'sync', title: '6 sync', run: () => syncLatency(report, { quick, reps: microReps }) },
   { key: 'ctsync', title: '6 sync conntrackd', run: () => conntrackdSync(report, { quick, reps: microReps, burst: syncBurstSize(quick) }) },
   { key: 'lab', title: '2-4 lab', run: () => labSuite(report, labPlan, log) },

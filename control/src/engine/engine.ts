@@ -74,13 +74,33 @@ export interface EngineCluster {
   onExpectations(listener: (add: ExpectationRecord[], remove: ExpectationRecord[]) => void): void;
 }
 
+/**
+ * What the engine uses of the loaded data plane: its map and program fds.
+ * A Datapath in the daemon; the controller benchmark hands in the fds of an
+ * object it loaded without attaching it anywhere.
+ */
+export type EngineDatapath = Pick<
+  Datapath,
+  | 'interfaces'
+  | 'mainProgFd'
+  | 'releaseProgFd'
+  | 'txProgFd'
+  | 'connsFd'
+  | 'countersFd'
+  | 'puntRingFd'
+  | 'puntRingSize'
+  | 'eventRingFd'
+  | 'eventRingSize'
+  | 'capacity'
+>;
+
 /** Bound of a drain asked for through the management API. */
 const DRAIN_TIMEOUT_MS = 60_000;
 
 export class Engine implements ManagementBackend {
   readonly events = new FlowEventFeed();
   readonly counters = new ControllerStats();
-  private readonly dp: Datapath;
+  private readonly dp: EngineDatapath;
   private readonly rules: RulesHolder;
   private readonly s: EngineSettings;
   private readonly log: Logger;
@@ -94,7 +114,7 @@ export class Engine implements ManagementBackend {
   private readonly startedAt = Date.now();
   private cluster: EngineCluster | undefined;
 
-  constructor(dp: Datapath, rules: RulesHolder, settings: EngineSettings, log: Logger) {
+  constructor(dp: EngineDatapath, rules: RulesHolder, settings: EngineSettings, log: Logger) {
     this.dp = dp;
     this.rules = rules;
     this.s = settings;
