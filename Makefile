@@ -22,7 +22,7 @@ LAYOUT_TS := control/src/gen/layout.ts
 
 APT_PACKAGES := clang llvm libbpf-dev bpftool iproute2 iputils-ping ethtool tcpdump \
 	iperf3 socat curl netcat-openbsd nftables conntrack make bsdextrautils \
-	netsniff-ng openssl vsftpd conntrackd
+	netsniff-ng openssl vsftpd conntrackd keepalived
 
 .PHONY: all help setup build bpf agents gen ts test test-unit test-bpf test-lab bench bench-quick demo clean
 

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { conntrackdSync } from './conntrackd-sync.js';
 import { clusterConnRate } from './cluster-conn-rate.js';
 import { controllerCeiling } from './controller-ceiling.js';
+import { failover } from './failover.js';
 import { labSuite, type LabPlan } from './lab-suite.js';
 import { Report } from './lib/report.js';
 import { synFlood } from './syn-flood.js';
@@ -82,6 +83,7 @@ const PARTS: { key: string; title: string; run: () => Promise<void> }[] = [
   { key: 'sync', title: '6 sync', run: () => syncLatency(report, { quick, reps: microReps }) },
   { key: 'ctsync', title: '6 sync conntrackd', run: () => conntrackdSync(report, { quick, reps: microReps, burst: syncBurstSize(quick) }) },
   { key: 'lab', title: '2-4 lab', run: () => labSuite(report, labPlan, log) },
+  { key: 'failover', title: '7 failover', run: () => failover(report, quick ? { conns: 200, reps: 1 } : { conns: 1000, reps: 3 }, log) },
   {
     key: 'connrate2',
     title: '4 conn rate, 2-node cluster',

@@ -23,15 +23,6 @@ accept proto icmp icmp-type echo-request
 accept proto icmpv6 icmp-type echo-request
 `;
 
-interface Conn {
-  src: string;
-  sport: number;
-  dst: string;
-  dport: number;
-  state: string;
-  flags: string[];
-}
-
 /** `syncwall status --json`'s cluster section. */
 interface ClusterStatus {
   nodeId: number;
@@ -79,9 +70,8 @@ function counter(c: Counters, scope: string, name: string): number {
 }
 
 /** Source ports of the client's stream flows a node holds (owned or replica). */
-async function streamPorts(cl: ClusterLab, id: number): Promise<Set<number>> {
-  const list = await cl.json<Conn[]>(id, ['conns', 'list', '--port', String(STREAM_PORT)]);
-  return new Set(list.filter((c) => c.src === CLUSTER.client.v4 && c.dport === STREAM_PORT).map((c) => c.sport));
+function streamPorts(cl: ClusterLab, id: number): Promise<Set<number>> {
+  return cl.clientFlowPorts(id, STREAM_PORT);
 }
 
 async function holds(cl: ClusterLab, id: number, sport: number): Promise<boolean> {

@@ -33,6 +33,8 @@ export interface ClusterLabOptions {
   xdpMode?: 'native' | 'generic';
   /** Further top-level daemon config for every node (e.g. `tables` for a benchmark's table size). */
   config?: Record<string, unknown>;
+  /** Also make certificates from another CA (default true; only the impostor tests use them). */
+  foreignCerts?: boolean;
 }
 
 export interface NodeOptions {
@@ -46,6 +48,8 @@ export interface NodeOptions {
   periodicIntervalMs?: number;
   /** Heartbeat silence before a peer is failed, default 400 ms (a test that cuts a node's sync link for a while raises it). */
   failureTimeoutMs?: number;
+  /** Heartbeat period, default 100 ms. */
+  heartbeatMs?: number;
 }
 
 /** A peer as `syncwall peers --json` lists it (control/src/cluster/types.ts PeerInfo). */
@@ -86,7 +90,7 @@ export class ClusterLab {
     const lab = await createLab({ topology: clusterTopology(nodes) });
     const cluster = new ClusterLab(lab, Array.from({ length: nodes }, (_, i) => i + 1), opts.rules, opts.xdpMode ?? CLUSTER_XDP_MODE, opts.config ?? {});
     try {
-      for (const set of ['cluster', 'foreign'] as const) await cluster.makeCerts(set);
+      for (const set of opts.foreignCerts === false ? (['cluster'] as const) : (['cluster', 'foreign'] as const)) await cluster.makeCerts(set);
     } catch (err) {
       await lab.teardown();
       throw new ClusterLabError(`creating the lab certificates failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -129,7 +133,7 @@ export class ClusterLab {
         { interface: inside, address: CLUSTER.inside.v4 },
         { interface: inside, address: CLUSTER.inside.v6 },
       ],
-      heartbeat_ms: 100,
+      heartbeat_ms: opts.heartbeatMs ?? 100,
       failure_timeout_ms: opts.failureTimeoutMs ?? 400,
       sync: { node: 'combined', common: 'combined', periodic_interval_ms: opts.periodicIntervalMs ?? 2000 },
     };
@@ -218,17 +222,27 @@ export class ClusterLab {
     }
   }
 
+  /** Source ports of the lab client's IPv4 flows to `dport` that a node holds (owned or replica). */
+  async clientFlowPorts(id: number, dport: number): Promise<Set<number>> {
+    const list = await this.json<{ src: string; sport: number; dport: number }[]>(id, ['conns', 'list', '--port', String(dport)]);
+    return new Set(list.filter((c) => c.src === CLUSTER.client.v4 && c.dport === dport).map((c) => c.sport));
+  }
+
   /** This node's own state (joining, active, ...) from `syncwall status`. */
   async selfState(id: number): Promise<string> {
     const status = await this.json<{ cluster?: { state?: string } }>(id, ['status']);
     return status.cluster?.state ?? 'none';
   }
 
-  /** kill -9 a node's daemon and unplug it: its pinned XDP program would otherwise keep forwarding. */
+  /**
+   * Unplug a node and kill -9 its daemon: a node that dies at once. Unplugged
+   * first, because its pinned XDP program would otherwise keep forwarding
+   * after the kill, and the kill closes its sync connections, which the
+   * peers would hear as a goodbye no crashed machine sends.
+   */
   async crash(id: number): Promise<void> {
-    const daemon = this.daemon(id);
-    await daemon.stop('SIGKILL');
     await this.lab.linksDown(clusterNode(id).host);
+    await this.daemon(id).stop('SIGKILL');
   }
 
   /** Unplugs (or plugs in again) a node's outside and inside interfaces, or its sync interface. */

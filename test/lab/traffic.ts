@@ -4,7 +4,7 @@
 import { join } from 'node:path';
 import type { Lab } from './netns.js';
 import { REPO_ROOT } from './paths.js';
-import { waitFor } from './poll.js';
+import { sleep, waitFor } from './poll.js';
 import type { LabProcess, RunResult } from './processes.js';
 
 const AGENT = join(REPO_ROOT, 'test/lab/agent.ts');
@@ -272,26 +272,31 @@ export class StreamFleet {
 
   /**
    * Waits until every connection has verified more bytes than it had when
-   * this was called; returns the last report. Throws with the laggards if
-   * some never move, or as soon as one has failed.
+   * this was called; returns the last report. Throws with the failed
+   * connections if any failed, else with the laggards if some never move.
    */
   async waitAllProgress(timeoutMs: number): Promise<FleetConnection[]> {
-    const start = await this.report();
-    const mark = new Map(start.map((c) => [c.localPort, c.verified]));
-    let last = start;
-    try {
-      return await waitFor(
-        async () => {
-          last = await this.report();
-          const failed = last.filter((c) => c.failure !== null);
-          if (failed.length > 0) throw new FleetError(`${failed.length} connections failed: ${JSON.stringify(failed.slice(0, 5))}`);
-          return last.every((c) => c.verified > (mark.get(c.localPort) ?? 0)) && last;
-        },
-        { timeoutMs, intervalMs: 250, what: `all ${this.count} connections to make progress` },
-      );
-    } catch (err) {
-      const stuck = last.filter((c) => c.verified <= (mark.get(c.localPort) ?? 0));
-      throw new FleetError(`${stuck.length} of ${this.count} connections made no progress: ${JSON.stringify(stuck.slice(0, 5))}`, { cause: err });
+    const mark = progressMark(await this.report());
+    const last = await this.settle(mark, timeoutMs, 250);
+    const failed = last.filter((c) => c.failure !== null);
+    if (failed.length > 0) throw new FleetError(`${failed.length} connections failed: ${JSON.stringify(failed.slice(0, 5))}`);
+    const stuck = last.filter((c) => !movedSince(mark, c));
+    if (stuck.length > 0) throw new FleetError(`${stuck.length} of ${this.count} connections made no progress within ${timeoutMs} ms: ${JSON.stringify(stuck.slice(0, 5))}`);
+    return last;
+  }
+
+  /**
+   * Polls every intervalMs until each connection has either verified more
+   * bytes than at `mark` or failed, or until timeoutMs; returns the last
+   * report either way (a connection still stuck at the end is in it as it
+   * is), so a caller can count what survived instead of failing.
+   */
+  async settle(mark: ProgressMark, timeoutMs: number, intervalMs: number): Promise<FleetConnection[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const last = await this.report();
+      if (last.every((c) => c.failure !== null || movedSince(mark, c)) || Date.now() >= deadline) return last;
+      await sleep(intervalMs);
     }
   }
 
@@ -321,6 +326,18 @@ export class StreamFleet {
       { timeoutMs, intervalMs: 20, what },
     );
   }
+}
+
+/** Bytes each connection (by local port) had verified at some moment. */
+export type ProgressMark = ReadonlyMap<number, number>;
+
+export function progressMark(conns: readonly FleetConnection[]): ProgressMark {
+  return new Map(conns.map((c) => [c.localPort, c.verified]));
+}
+
+/** The connection verified more bytes than at the mark. */
+export function movedSince(mark: ProgressMark, c: FleetConnection): boolean {
+  return c.verified > (mark.get(c.localPort) ?? Number.POSITIVE_INFINITY);
 }
 
 export class FleetError extends Error {
