@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import type { StatsView } from '../control/src/api/backend.js';
 import { ManagementClient } from '../control/src/api/client.js';
 import { configSchema } from '../control/src/config/schema.js';
-import { createLab, type Lab } from '../test/lab/netns.js';
+import type { Lab } from '../test/lab/netns.js';
 import { sleep } from '../test/lab/poll.js';
 import { singleFirewall, SINGLE, type Topology } from '../test/lab/topology.js';
 import { startUdpEcho } from '../test/lab/traffic.js';
@@ -27,6 +27,7 @@ import {
 import {
   applyNftConntrack, BENCH_PORTS, removeNftConntrack, removeSyncwall, syncwallBenchRules,
 } from './lib/firewalls.js';
+import { inLab } from './lib/bench-lab.js';
 import type { Report } from './lib/report.js';
 import { median } from './lib/stats.js';
 import { startIperfServer } from './tcp-bulk.js';
@@ -258,19 +259,29 @@ function cpuSeconds(pid: number, ticksPerSecond: number): number {
 }
 
 /**
+ * syncwalld's counters and the time they were read at: the middle of the
+ * call, as the daemon answers somewhere within it (under a flood, a call
+ * can take most of a second).
+ */
+async function stampedStats(client: ManagementClient): Promise<{ stats: StatsView; atNs: bigint }> {
+  const sent = process.hrtime.bigint();
+  const stats = await client.stats();
+  return { stats, atNs: (sent + process.hrtime.bigint()) / 2n };
+}
+
+/**
  * Counter and CPU deltas of syncwalld over fn's run. Counters are read over
  * the management API from this process: a CLI process takes seconds to
  * start on a loaded machine, which would skew the window.
  */
 async function watchSyncwall<T>(client: ManagementClient, pid: number, ticksPerSecond: number, fn: () => Promise<T>): Promise<{ result: T; before: StatsView; after: StatsView; seconds: number; cores: number }> {
-  const before = await client.stats();
+  const before = await stampedStats(client);
   const cpu0 = cpuSeconds(pid, ticksPerSecond);
   const t0 = process.hrtime.bigint();
   const result = await fn();
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  const cores = (cpuSeconds(pid, ticksPerSecond) - cpu0) / seconds;
-  const after = await client.stats();
-  return { result, before, after, seconds, cores };
+  const cores = (cpuSeconds(pid, ticksPerSecond) - cpu0) / (Number(process.hrtime.bigint() - t0) / 1e9);
+  const after = await stampedStats(client);
+  return { result, before: before.stats, after: after.stats, seconds: Number(after.atNs - before.atNs) / 1e9, cores };
 }
 
 /**
@@ -409,24 +420,16 @@ function addFigures(report: Report, reps: Rep[]): void {
 
 /** Runs the SYN flood measurements, adding figures to the report; the lab is always removed. */
 export async function synFlood(report: Report, plan: SynFloodPlan, log: (line: string) => void): Promise<void> {
-  const lab = await createLab({ topology: floodTopology() });
-  const onSigint = (): void => void lab.teardown().finally(() => process.exit(130));
-  process.once('SIGINT', onSigint);
-  const reps: Rep[] = [];
-  try {
+  const reps = await inLab(floodTopology(), log, async (lab) => {
     log(`syn flood ${lab.prefix}: lab built`);
     await startUdpEcho(lab, 'srv', BENCH_PORTS.udp);
     await startIperfServer(lab);
+    const measured: Rep[] = [];
     for (let rep = 0; rep < plan.reps; rep++) {
       log(`syn flood ${lab.prefix}: repetition ${rep + 1} of ${plan.reps}`);
-      reps.push(await measureRep(lab, plan, log));
+      measured.push(await measureRep(lab, plan, log));
     }
-  } catch (err) {
-    log(lab.diagnostics());
-    throw err;
-  } finally {
-    process.off('SIGINT', onSigint);
-    await lab.teardown();
-  }
+    return measured;
+  });
   addFigures(report, reps);
 }
