@@ -13,6 +13,8 @@ import { cpus, loadavg, release } from 'node:os';
 import { parseArgs } from 'node:util';
 import { conntrackdSync } from './conntrackd-sync.js';
 import { clusterConnRate } from './cluster-conn-rate.js';
+import { clusterScale } from './cluster-scale.js';
+import { conntrackMemory } from './conntrack-memory.js';
 import { controllerCeiling } from './controller-ceiling.js';
 import { failover } from './failover.js';
 import { labSuite, type LabPlan } from './lab-suite.js';
@@ -90,6 +92,15 @@ const PARTS: { key: string; title: string; run: () => Promise<void> }[] = [
     run: () => clusterConnRate(report, quick
       ? { reps: 1, rate: { count: 30_000, concurrency: 64, durationMs: 1500 }, latencyConns: 200 }
       : { reps: 3, rate: { count: 30_000, concurrency: 64, durationMs: 3000 }, latencyConns: 1000 }, log),
+  },
+  {
+    key: 'scale',
+    title: '8/10 scale',
+    run: async () => {
+      const entries = quick ? 20_000 : 1_000_000;
+      await step('8 memory: conntrack, conntrackd', () => conntrackMemory(report, { entries, timeoutMs: quick ? 30_000 : 120_000 }, log));
+      await clusterScale(report, { entries, settleMs: quick ? 30_000 : 240_000 }, log);
+    },
   },
   {
     key: 'synflood',

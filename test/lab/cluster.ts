@@ -33,6 +33,8 @@ export interface ClusterLabOptions {
   xdpMode?: 'native' | 'generic';
   /** Further top-level daemon config for every node (e.g. `tables` for a benchmark's table size). */
   config?: Record<string, unknown>;
+  /** How long a node's daemon may take to answer after its start, default 120 s. */
+  startTimeoutMs?: number;
   /** Also make certificates from another CA (default true; only the impostor tests use them). */
   foreignCerts?: boolean;
 }
@@ -82,13 +84,14 @@ export class ClusterLab {
     private readonly rules: string,
     private readonly xdpMode: 'native' | 'generic',
     private readonly extraConfig: Record<string, unknown>,
+    private readonly startTimeoutMs: number,
   ) {}
 
   /** Builds the lab and the certificates (the cluster's and another CA's). */
   static async create(opts: ClusterLabOptions): Promise<ClusterLab> {
     const nodes = opts.nodes ?? 4;
     const lab = await createLab({ topology: clusterTopology(nodes) });
-    const cluster = new ClusterLab(lab, Array.from({ length: nodes }, (_, i) => i + 1), opts.rules, opts.xdpMode ?? CLUSTER_XDP_MODE, opts.config ?? {});
+    const cluster = new ClusterLab(lab, Array.from({ length: nodes }, (_, i) => i + 1), opts.rules, opts.xdpMode ?? CLUSTER_XDP_MODE, opts.config ?? {}, opts.startTimeoutMs ?? 120_000);
     try {
       for (const set of opts.foreignCerts === false ? (['cluster'] as const) : (['cluster', 'foreign'] as const)) await cluster.makeCerts(set);
     } catch (err) {
@@ -152,7 +155,7 @@ export class ClusterLab {
       host,
       rules: this.rules,
       // Nodes start side by side on two cores: loading the XDP object takes a while each.
-      startTimeoutMs: 120_000,
+      startTimeoutMs: this.startTimeoutMs,
       config: {
         ...this.extraConfig,
         // One pin directory per node, all under the lab's own (removed at teardown).
@@ -168,6 +171,11 @@ export class ClusterLab {
     else this.lab.daemons.push(daemon);
     this.daemons.set(id, daemon);
     return daemon;
+  }
+
+  /** Where node id's daemon pins a map (the directory the config above gives it). */
+  pinPath(id: number, map: string): string {
+    return join(BPFFS_ROOT, this.lab.prefix, clusterNode(id).host, map);
   }
 
   running(): number[] {
