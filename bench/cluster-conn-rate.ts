@@ -16,6 +16,7 @@
 import { ClusterLab } from '../test/lab/cluster.js';
 import { CLUSTER, clusterNode } from '../test/lab/topology.js';
 import { type ConnLoad, connRun, prepareConnClient, startConnServer } from './conn-rate.js';
+import { withLab } from './lib/bench-lab.js';
 import { Conntrackd, requireConntrackd } from './lib/conntrackd.js';
 import {
   applyNftConntrack, removeNftConntrack, removeSyncwall, SYNCWALL_BENCH_CONFIG, SyncwalldExitError, syncwallBenchRules,
@@ -228,23 +229,18 @@ function addFigures(report: Report, raw: Raw): void {
 /** Runs the cluster connection-rate measurements, adding figures to the report; the lab is always removed. */
 export async function clusterConnRate(report: Report, plan: ClusterConnPlan, log: (line: string) => void): Promise<void> {
   await requireConntrackd();
-  const cl = await ClusterLab.create({ nodes: NODES.length, rules: syncwallBenchRules(CLUSTER.server.v4), config: SYNCWALL_BENCH_CONFIG });
-  const onSigint = (): void => void cl.teardown().finally(() => process.exit(130));
-  process.once('SIGINT', onSigint);
   const raw: Raw = new Map();
   try {
-    await startConnServer(cl.lab);
-    await prepareConnClient(cl.lab);
-    for (let rep = 0; rep < plan.reps; rep++) {
-      log(`cluster lab ${cl.lab.prefix}: repetition ${rep + 1} of ${plan.reps}`);
-      await measureRep(cl, rep, plan, raw, report, log);
-    }
-  } catch (err) {
-    log(cl.diagnostics());
-    throw err;
+    const cluster = await ClusterLab.create({ nodes: NODES.length, rules: syncwallBenchRules(CLUSTER.server.v4), config: SYNCWALL_BENCH_CONFIG });
+    await withLab(cluster, log, async (cl) => {
+      await startConnServer(cl.lab);
+      await prepareConnClient(cl.lab);
+      for (let rep = 0; rep < plan.reps; rep++) {
+        log(`cluster lab ${cl.lab.prefix}: repetition ${rep + 1} of ${plan.reps}`);
+        await measureRep(cl, rep, plan, raw, report, log);
+      }
+    });
   } finally {
-    process.off('SIGINT', onSigint);
-    await cl.teardown();
     addFigures(report, raw);
   }
 }

@@ -4,11 +4,11 @@
 // shared machine touches all of them alike. Ratios are taken between
 // configurations measured in the same run.
 import type { Lab } from '../test/lab/netns.js';
-import { createLab } from '../test/lab/netns.js';
 import { SINGLE, singleFirewall } from '../test/lab/topology.js';
 import { startUdpEcho } from '../test/lab/traffic.js';
-import { connRun, prepareConnClient, startConnServer } from './conn-rate.js';
+import { type ConnLoad, connRun, prepareConnClient, startConnServer } from './conn-rate.js';
 import { ceilingPps, forwardedPps, openUdpFlows, prepareForwarding } from './forwarding.js';
+import { inLab } from './lib/bench-lab.js';
 import { BENCH_PORTS, firewalls, type FirewallName } from './lib/firewalls.js';
 import type { Report } from './lib/report.js';
 import { startIperfServer, tcpBulk } from './tcp-bulk.js';
@@ -20,9 +20,8 @@ export interface LabPlan {
   /** Counting window of one forwarding measurement. */
   ppsMs: number;
   bulkSeconds: number;
-  /** Connections per connection-rate measurement and how many are in flight. */
-  conns: number;
-  concurrency: number;
+  /** One connection-rate measurement (a fixed time: slow and fast configurations see the machine's load for equally long). */
+  connRate: Required<ConnLoad>;
   /** Connections, one at a time, for the connect-time percentiles. */
   latencyConns: number;
 }
@@ -56,7 +55,7 @@ async function measureRep(lab: Lab, plan: LabPlan, raw: Raw, report: Report, log
       record(raw, 'pps', fw.name, await forwardedPps(lab, fl, plan.ppsMs));
       record(raw, 'bulk1', fw.name, await tcpBulk(lab, 1, plan.bulkSeconds));
       record(raw, 'bulk8', fw.name, await tcpBulk(lab, 8, plan.bulkSeconds));
-      const rate = await connRun(lab, SINGLE.server.v4, { count: plan.conns, concurrency: plan.concurrency });
+      const rate = await connRun(lab, SINGLE.server.v4, plan.connRate);
       record(raw, 'connRate', fw.name, rate.rate);
       const latency = await connRun(lab, SINGLE.server.v4, { count: plan.latencyConns, concurrency: 1 });
       record(raw, 'connectP50', fw.name, latency.connectP50Us);
@@ -115,25 +114,19 @@ function addFigures(report: Report, raw: Raw): void {
 
 /** Runs the lab measurements, adding figures to the report; the lab is always removed. */
 export async function labSuite(report: Report, plan: LabPlan, log: (line: string) => void): Promise<void> {
-  const lab = await createLab({ topology: singleFirewall() });
-  const onSigint = (): void => void lab.teardown().finally(() => process.exit(130));
-  process.once('SIGINT', onSigint);
   const raw: Raw = new Map();
   try {
-    await startUdpEcho(lab, 'srv', BENCH_PORTS.udp);
-    await startIperfServer(lab);
-    await startConnServer(lab);
-    await prepareConnClient(lab);
-    for (let rep = 0; rep < plan.reps; rep++) {
-      log(`lab ${lab.prefix}: repetition ${rep + 1} of ${plan.reps}`);
-      await measureRep(lab, plan, raw, report, log);
-    }
-  } catch (err) {
-    log(lab.diagnostics());
-    throw err;
+    await inLab(singleFirewall(), log, async (lab) => {
+      await startUdpEcho(lab, 'srv', BENCH_PORTS.udp);
+      await startIperfServer(lab);
+      await startConnServer(lab);
+      await prepareConnClient(lab);
+      for (let rep = 0; rep < plan.reps; rep++) {
+        log(`lab ${lab.prefix}: repetition ${rep + 1} of ${plan.reps}`);
+        await measureRep(lab, plan, raw, report, log);
+      }
+    });
   } finally {
-    process.off('SIGINT', onSigint);
-    await lab.teardown();
     addFigures(report, raw);
   }
 }

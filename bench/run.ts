@@ -34,8 +34,8 @@ const quick = values.quick;
 const out = values.out ?? (quick ? 'build/bench/results-quick.json' : 'build/bench/results.json');
 
 const labPlan: LabPlan = quick
-  ? { reps: 1, flows: 256, ppsMs: 1000, bulkSeconds: 2, conns: 2000, concurrency: 64, latencyConns: 200 }
-  : { reps: 5, flows: 1024, ppsMs: 3000, bulkSeconds: 5, conns: 20_000, concurrency: 64, latencyConns: 1000 };
+  ? { reps: 1, flows: 256, ppsMs: 1000, bulkSeconds: 2, connRate: { count: 30_000, concurrency: 64, durationMs: 1500 }, latencyConns: 200 }
+  : { reps: 5, flows: 1024, ppsMs: 3000, bulkSeconds: 5, connRate: { count: 30_000, concurrency: 64, durationMs: 3000 }, latencyConns: 1000 };
 const microReps = quick ? 1 : 3;
 
 function version(argv: string[]): string {

@@ -4,8 +4,14 @@
 import { createLab, type Lab } from '../../test/lab/netns.js';
 import type { Topology } from '../../test/lab/topology.js';
 
-export async function inLab<T>(topology: Topology, log: (line: string) => void, fn: (lab: Lab) => Promise<T>): Promise<T> {
-  const lab = await createLab({ topology });
+/** What a part builds and must remove again: a Lab, or a ClusterLab. */
+export interface RemovableLab {
+  teardown(): Promise<void>;
+  diagnostics(): string;
+}
+
+/** Runs fn with a lab that is already built; removes it afterwards, whatever happens. */
+export async function withLab<L extends RemovableLab, T>(lab: L, log: (line: string) => void, fn: (lab: L) => Promise<T>): Promise<T> {
   const onSigint = (): void => void lab.teardown().finally(() => process.exit(130));
   process.once('SIGINT', onSigint);
   try {
@@ -17,4 +23,8 @@ export async function inLab<T>(topology: Topology, log: (line: string) => void, 
     process.off('SIGINT', onSigint);
     await lab.teardown();
   }
+}
+
+export async function inLab<T>(topology: Topology, log: (line: string) => void, fn: (lab: Lab) => Promise<T>): Promise<T> {
+  return withLab(await createLab({ topology }), log, fn);
 }
