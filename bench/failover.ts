@@ -99,14 +99,23 @@ async function syncwallSubject(mode: ClusterMode): Promise<Subject> {
     name: `syncwall ${mode}`,
     lab: cl.lab,
     async ready(ports) {
-      // k=1: the owner and one backup hold every flow.
+      // k=1: the owner and one backup hold every flow. A CLI call that times
+      // out on the loaded machine is asked again; the last failure is kept for the report.
+      let lastError = '';
       await waitFor(
         async () => {
-          const held = await Promise.all(cl.running().map((id) => cl.clientFlowPorts(id, STREAM_PORT)));
-          return ports.every((p) => held.filter((s) => s.has(p)).length >= 2);
+          try {
+            const held = await Promise.all(cl.running().map((id) => cl.clientFlowPorts(id, STREAM_PORT)));
+            return ports.every((p) => held.filter((s) => s.has(p)).length >= 2);
+          } catch (err) {
+            lastError = err instanceof Error ? err.message : String(err);
+            return false;
+          }
         },
-        { timeoutMs: 30_000, intervalMs: 250, what: `every stream on 2 of nodes ${cl.running().join(',')}` },
-      );
+        { timeoutMs: 60_000, intervalMs: 250, what: `every stream on 2 of nodes ${cl.running().join(',')}` },
+      ).catch((err: unknown) => {
+        throw new FailoverError(`syncwall ${mode}: ${err instanceof Error ? err.message : String(err)}${lastError ? `; last CLI failure: ${lastError}` : ''}`, { cause: err });
+      });
     },
     async fail() {
       if (mode === 'load-sharing') {
