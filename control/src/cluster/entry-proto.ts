@@ -122,11 +122,10 @@ function writeWindow(w: ProtoWriter, field: number, t: TcpWindow): void {
  */
 export function readRecord(rd: ProtoReader): FlowRecord {
   const end = rd.message();
-  let key: ProtoFlowKey | null = null;
+  let key: FlowKey | null = null;
   let state = 0, flags = 0, helper = 0, lastDir = 0, ownerNode = 0, ruleId = 0, version = 0, ageMs = 0, idleMs = 0;
-  const win: [TcpWindow, TcpWindow] = [emptyWindow(), emptyWindow()];
-  const packets: [bigint, bigint] = [0n, 0n];
-  const bytes: [bigint, bigint] = [0n, 0n];
+  let winOrig = EMPTY_WINDOW, winReply = EMPTY_WINDOW;
+  let packetsOrig = 0n, packetsReply = 0n, bytesOrig = 0n, bytesReply = 0n;
   while (rd.next(end)) {
     switch (rd.field) {
       case 1: key = readKey(rd); break;
@@ -137,53 +136,65 @@ export function readRecord(rd: ProtoReader): FlowRecord {
       case 6: ownerNode = rd.uint32(); break;
       case 7: ruleId = rd.uint32(); break;
       case 8: version = rd.uint32(); break;
-      case 9: readWindow(rd, win[0]); break;
-      case 10: readWindow(rd, win[1]); break;
-      case 11: packets[0] = rd.uint64(); break;
-      case 12: packets[1] = rd.uint64(); break;
-      case 13: bytes[0] = rd.uint64(); break;
-      case 14: bytes[1] = rd.uint64(); break;
+      case 9: winOrig = readWindow(rd); break;
+      case 10: winReply = readWindow(rd); break;
+      case 11: packetsOrig = rd.uint64(); break;
+      case 12: packetsReply = rd.uint64(); break;
+      case 13: bytesOrig = rd.uint64(); break;
+      case 14: bytesReply = rd.uint64(); break;
       case 15: ageMs = rd.uint53(); break;
       case 16: idleMs = rd.uint53(); break;
       default: rd.skip();
     }
   }
-  return { key: keyFromProto(key), state, flags, helper, lastDir, ownerNode, ruleId, version, win, packets, bytes, ageMs, idleMs };
+  if (!key) throw new EntryProtoError('flow key missing');
+  return {
+    key, state, flags, helper, lastDir, ownerNode, ruleId, version,
+    // a window the sender left out (all zero) is a fresh copy: records are mutable
+    win: [winOrig === EMPTY_WINDOW ? { ...EMPTY_WINDOW } : winOrig, winReply === EMPTY_WINDOW ? { ...EMPTY_WINDOW } : winReply],
+    packets: [packetsOrig, packetsReply],
+    bytes: [bytesOrig, bytesReply],
+    ageMs, idleMs,
+  };
 }
 
-function readKey(rd: ProtoReader): ProtoFlowKey {
+function readKey(rd: ProtoReader): FlowKey {
   const end = rd.message();
-  const k: ProtoFlowKey = { family: 0, proto: 0, portA: 0, portB: 0 };
+  let family = 0, proto = 0, portA = 0, portB = 0;
+  let addrA: Uint8Array | undefined;
+  let addrB: Uint8Array | undefined;
   while (rd.next(end)) {
     switch (rd.field) {
-      case 1: k.family = rd.uint32(); break;
-      case 2: k.proto = rd.uint32(); break;
-      case 3: k.addrA = rd.bytes(); break;
-      case 4: k.addrB = rd.bytes(); break;
-      case 5: k.portA = rd.uint32(); break;
-      case 6: k.portB = rd.uint32(); break;
+      case 1: family = rd.uint32(); break;
+      case 2: proto = rd.uint32(); break;
+      case 3: addrA = rd.bytes(); break;
+      case 4: addrB = rd.bytes(); break;
+      case 5: portA = rd.uint32(); break;
+      case 6: portB = rd.uint32(); break;
       default: rd.skip();
     }
   }
-  return k;
+  return keyFromProto({ family, proto, addrA, addrB, portA, portB });
 }
 
-function readWindow(rd: ProtoReader, w: TcpWindow): void {
+function readWindow(rd: ProtoReader): TcpWindow {
   const end = rd.message();
+  let wEnd = 0, maxEnd = 0, maxWin = 0, maxAck = 0, scale = 0, flags = 0;
   while (rd.next(end)) {
     switch (rd.field) {
-      case 1: w.end = rd.uint32(); break;
-      case 2: w.maxEnd = rd.uint32(); break;
-      case 3: w.maxWin = rd.uint32(); break;
-      case 4: w.maxAck = rd.uint32(); break;
-      case 5: w.scale = rd.uint32(); break;
-      case 6: w.flags = rd.uint32(); break;
+      case 1: wEnd = rd.uint32(); break;
+      case 2: maxEnd = rd.uint32(); break;
+      case 3: maxWin = rd.uint32(); break;
+      case 4: maxAck = rd.uint32(); break;
+      case 5: scale = rd.uint32(); break;
+      case 6: flags = rd.uint32(); break;
       default: rd.skip();
     }
   }
+  return { end: wEnd, maxEnd, maxWin, maxAck, scale, flags };
 }
 
-const emptyWindow = (): TcpWindow => ({ end: 0, maxEnd: 0, maxWin: 0, maxAck: 0, scale: 0, flags: 0 });
+const EMPTY_WINDOW: Readonly<TcpWindow> = { end: 0, maxEnd: 0, maxWin: 0, maxAck: 0, scale: 0, flags: 0 };
 
 export interface ProtoExpectation {
   family?: number;

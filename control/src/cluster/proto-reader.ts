@@ -115,41 +115,40 @@ export class ProtoReader {
     this.pos += n;
   }
 
-  private byte(): number {
-    if (this.pos >= this.end) throw new ProtoReadError(`varint truncated at byte ${this.pos}`);
-    return this.buf[this.pos++]!;
-  }
-
   /** Reads a varint (up to 10 bytes); returns its low 32 bits, leaves the high ones in `hi`. */
   private varintLo(): number {
-    let b = this.byte();
-    if (b < 128) {
-      this.hi = 0;
-      return b;
-    }
+    const buf = this.buf;
+    let p = this.pos;
+    // bytes past the end read as undefined (→ 0 in the bit operations) and are caught below
+    let b = buf[p++]!;
     let lo = b & 127;
-    let shift = 7;
-    for (; shift < 28; shift += 7) {
-      b = this.byte();
-      lo |= (b & 127) << shift;
-      if (b < 128) {
-        this.hi = 0;
-        return lo >>> 0;
-      }
-    }
-    // byte 5 carries bits 28..34: 4 low, 3 high
-    b = this.byte();
-    lo = (lo | ((b & 15) << 28)) >>> 0;
-    let hi = (b & 127) >>> 4;
+    let hi = 0;
     if (b >= 128) {
-      for (shift = 3; shift < 32; shift += 7) {
-        b = this.byte();
-        hi |= (b & 127) << shift;
-        if (b < 128) break;
+      b = buf[p++]!;
+      lo |= (b & 127) << 7;
+      if (b >= 128) {
+        b = buf[p++]!;
+        lo |= (b & 127) << 14;
+        if (b >= 128) {
+          b = buf[p++]!;
+          lo |= (b & 127) << 21;
+          if (b >= 128) {
+            // byte 5 carries bits 28..34: 4 low, 3 high
+            b = buf[p++]!;
+            lo |= (b & 15) << 28;
+            hi = (b & 127) >>> 4;
+            for (let shift = 3; b >= 128; shift += 7) {
+              if (shift > 31) throw new ProtoReadError(`varint longer than 10 bytes at byte ${this.pos}`);
+              b = buf[p++]!;
+              hi |= (b & 127) << shift;
+            }
+          }
+        }
       }
-      if (b >= 128) throw new ProtoReadError(`varint longer than 10 bytes at byte ${this.pos}`);
     }
+    if (p > this.end) throw new ProtoReadError(`varint truncated at byte ${this.pos}`);
+    this.pos = p;
     this.hi = hi >>> 0;
-    return lo;
+    return lo >>> 0;
   }
 }
