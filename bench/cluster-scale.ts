@@ -383,7 +383,14 @@ export async function clusterScale(report: Report, plan: ScalePlan, log: Log): P
 async function joinAndDrain(report: Report, cluster: ClusterLab, plan: ScalePlan, sizeName: string, log: Log): Promise<void> {
   const withSpare = computeOwnership([...NODES, SPARE], 'load-sharing', 1);
   const t0 = performance.now();
-  await cluster.daemon(SPARE, { backups: 1, periodicIntervalMs: 1000, failureTimeoutMs: FAILURE_TIMEOUT_MS }, true).start();
+  const spare = cluster.daemon(SPARE, { backups: 1, periodicIntervalMs: 1000, failureTimeoutMs: FAILURE_TIMEOUT_MS }, true);
+  try {
+    await spare.start();
+  } catch (err) {
+    // Say how far the join got: its own log lines about the bulk state.
+    const joinLines = spare.log().split('\n').filter((l) => l.includes('"msg":"join'));
+    throw new Error(`joining node ${SPARE} (start, then 'syncwall status' answering within 5 s): ${err instanceof Error ? err.message : String(err)}; ${joinLines.join(' ') || 'no join line in its log'}`, { cause: err });
+  }
   await cluster.waitConverged(plan.settleMs);
   const untilConverged = performance.now() - t0;
   const joinMs = logInterval(cluster, SPARE, 'cluster sync started; joining', 'cluster node active');
