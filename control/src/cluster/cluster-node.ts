@@ -146,9 +146,16 @@ export class ClusterNode {
       failureTimeoutMs: this.cfg.failureTimeoutMs,
       log: this.log,
     };
+    // The transport may still deliver a peer's hello or message after stop()
+    // (gRPC callbacks already queued); the daemon closes the maps right after,
+    // so a stopped node ignores them instead of writing to closed maps.
     const events: TransportEvents = {
-      peerState: (id, state, incarnation) => this.onPeerState(id, state, incarnation),
-      message: (from, payload) => this.onMessage(from, payload),
+      peerState: (id, state, incarnation) => {
+        if (!this.stopped) this.onPeerState(id, state, incarnation);
+      },
+      message: (from, payload) => {
+        if (!this.stopped) this.onMessage(from, payload);
+      },
     };
     this.transport = (deps.transport ?? ((o, e) => new PeerTransport(o, e)))(transportOptions, events);
     deps.events.subscribe(this.replicator);
