@@ -201,8 +201,9 @@ async function waitCounts(cluster: ClusterLab, expected: Map<number, number>, ti
         last = [...expected.keys()].map((id, i) => `node ${id}: ${counts[i]}/${expected.get(id)}`).join(', ');
         return [...expected.values()].every((n, i) => counts[i] === n);
       },
-      // Counting walks every map (≈0.3 µs per entry): not too often, it competes with the nodes for the CPUs.
-      { timeoutMs, intervalMs: 2000, what },
+      // Counting walks every map (≈0.3 µs per entry) and competes with the
+      // nodes for the CPUs: polled every 1 ms per 1000 entries held, 200 ms to 2 s.
+      { timeoutMs, intervalMs: Math.min(2000, Math.max(200, [...expected.values()].reduce((a, b) => a + b, 0) / 1000)), what },
     );
   } catch (err) {
     throw new Error(`${what}: not reached within ${timeoutMs} ms (${last})`, { cause: err });
@@ -335,7 +336,7 @@ export async function clusterScale(report: Report, plan: ScalePlan, log: Log): P
   try {
     const { nodes: shared, slabPerEntry } = await fillCluster(cluster, plan, 1, log);
     // (1+k)/N of full replication, plus 10 % (issue 5, item 8).
-    addMemoryFigures(report, shared, 'k=1 (N=3)', sizeName, full, ((1 + 1) / NODES.length) * 1.1);
+    addMemoryFigures(report, shared, 'k=1 (N=3)', sizeName, full, Number((((1 + 1) / NODES.length) * 1.1).toFixed(3)));
     report.add({
       section: MEMORY,
       name: `kernel bytes per entry, ${sizeName}`,
