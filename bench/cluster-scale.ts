@@ -26,7 +26,6 @@ import { ClusterLab } from '../test/lab/cluster.js';
 import { SYNCWALLD } from '../test/lab/daemon.js';
 import { waitFor } from '../test/lab/poll.js';
 import type { Report } from './lib/report.js';
-import { slabBytes } from './lib/slab.js';
 
 export interface ScalePlan {
   /** Connections in the cluster. */
@@ -262,13 +261,12 @@ function logInterval(cluster: ClusterLab, id: number, from: string, to: string):
  * owners and waits until the backups hold their copies; returns what each
  * node then holds and costs.
  */
-async function fillCluster(cluster: ClusterLab, plan: ScalePlan, k: number, log: Log): Promise<{ nodes: NodeMemory[]; slabPerEntry: number }> {
+async function fillCluster(cluster: ClusterLab, plan: ScalePlan, k: number, log: Log): Promise<NodeMemory[]> {
   await cluster.start(NODES, { backups: k, periodicIntervalMs: 1000, failureTimeoutMs: FAILURE_TIMEOUT_MS });
   log(`bench: scale k=${k}: nodes ${NODES.join(',')} active`);
   const rss0 = new Map(NODES.map((id) => [id, daemonRss(cluster, id)]));
   const ownership = computeOwnership(NODES, 'load-sharing', k);
   const expected = new Map(NODES.map((id) => [id, 0]));
-  const slab0 = slabBytes(isMapElementCache);
   const t0 = performance.now();
   // Connections arrive a slice at a time and each slice is replicated before
   // the next: writing all of them at once makes every owner's next periodic
@@ -283,22 +281,13 @@ async function fillCluster(cluster: ClusterLab, plan: ScalePlan, k: number, log:
   }
   const fillS = (performance.now() - t0) / 1000;
   log(`bench: scale k=${k}: ${plan.entries} connections written to their owners and replicated (${plan.entries * k} copies) in ${fillS.toFixed(1)} s: ${((plan.entries * k) / fillS).toFixed(0)} copies/s`);
-  const held = [...expected.values()].reduce((a, b) => a + b, 0);
-  const slabPerEntry = (slabBytes(isMapElementCache) - slab0) / held;
   const nodes: NodeMemory[] = [];
   for (const id of NODES) {
     const mapBytes = await withTable(cluster, id, (_t, fd) => mapMemlock(fd));
     nodes.push({ id, entries: expected.get(id)!, mapBytes, rssGrowth: daemonRss(cluster, id) - rss0.get(id)! });
   }
-  return { nodes, slabPerEntry };
+  return nodes;
 }
-
-/**
- * Where the kernel allocates hash-map elements of a NO_PREALLOC map: the
- * memcg-accounted kmalloc caches (bpf_mem_alloc). Other work on the machine
- * allocates from them too: a noisy but direct measure of what an entry costs.
- */
-const isMapElementCache = (name: string): boolean => name.startsWith('kmalloc-cg-');
 
 /** Kills the nodes' daemons and removes their programs and maps, so the next start has an empty table. */
 async function resetNodes(cluster: ClusterLab, ids: readonly number[]): Promise<void> {
@@ -334,27 +323,17 @@ export async function clusterScale(report: Report, plan: ScalePlan, log: Log): P
   const connections = Math.max(1024, 2 ** Math.ceil(Math.log2(plan.entries)));
   const cluster = await ClusterLab.create({ nodes: 4, rules: RULES, config: { tables: { connections } }, startTimeoutMs: START_TIMEOUT_MS });
   try {
-    const { nodes: shared, slabPerEntry } = await fillCluster(cluster, plan, 1, log);
+    const shared = await fillCluster(cluster, plan, 1, log);
     // (1+k)/N of full replication, plus 10 % (issue 5, item 8).
     addMemoryFigures(report, shared, 'k=1 (N=3)', sizeName, full, Number((((1 + 1) / NODES.length) * 1.1).toFixed(3)));
     report.add({
       section: MEMORY,
       name: `kernel bytes per entry, ${sizeName}`,
-      subject: 'syncwall (memlock)',
+      subject: 'syncwall',
       unit: 'B',
       better: 'lower',
       reps: shared.map((m) => m.mapBytes / m.entries),
-      note: 'k=1; sw_conns memlock (bpf_map_memory_usage, fdinfo) / entries held; one repetition per node; includes the hash buckets sized by tables.connections',
-      peer: 'netfilter conntrack',
-    });
-    report.add({
-      section: MEMORY,
-      name: `kernel bytes per entry, ${sizeName}`,
-      subject: 'syncwall (slab)',
-      unit: 'B',
-      better: 'lower',
-      reps: [slabPerEntry],
-      note: 'k=1; growth of the kmalloc-cg-* slab caches over the fill / entries held on all nodes (other work on the machine allocates there too)',
+      note: 'k=1; sw_conns memlock (bpf_map_memory_usage, fdinfo) / entries held; one repetition per node; includes the hash buckets sized by tables.connections; an element accounted as 208 B sits in a 256 B kmalloc-cg slab object',
       peer: 'netfilter conntrack',
     });
     report.add({
@@ -371,7 +350,7 @@ export async function clusterScale(report: Report, plan: ScalePlan, log: Log): P
     });
     await joinAndDrain(report, cluster, plan, sizeName, log);
     await resetNodes(cluster, [...NODES, SPARE]);
-    addMemoryFigures(report, (await fillCluster(cluster, plan, NODES.length - 1, log)).nodes, full, sizeName);
+    addMemoryFigures(report, await fillCluster(cluster, plan, NODES.length - 1, log), full, sizeName);
   } catch (err) {
     log(cluster.diagnostics());
     throw err;

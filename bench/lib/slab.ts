@@ -1,6 +1,6 @@
 // Kernel slab usage from /proc/slabinfo (root only): the bytes in whole
-// slabs of the caches a filter selects, to measure what a kernel table costs
-// per entry as the growth over a fill.
+// slabs of the caches a filter selects, to measure what a kernel table with
+// a cache of its own (nf_conntrack) costs per entry as the growth over a fill.
 import { readFileSync } from 'node:fs';
 
 export interface SlabCache {
@@ -22,9 +22,4 @@ export function slabCaches(select: (name: string) => boolean): SlabCache[] {
     out.push({ name: f[0]!, objSize: Number(f[3]), bytes: Number(f[slabdata + 2]) * Number(f[5]) * PAGE });
   }
   return out;
-}
-
-/** Total bytes of the selected caches. */
-export function slabBytes(select: (name: string) => boolean): number {
-  return slabCaches(select).reduce((sum, c) => sum + c.bytes, 0);
 }
