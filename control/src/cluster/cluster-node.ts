@@ -52,8 +52,12 @@ export interface ClusterNodeDeps {
   transport?: (opts: TransportOptions, events: TransportEvents) => Transport;
 }
 
-/** How long a joining node waits for its bulk answers before it becomes active anyway. */
-const JOIN_TIMEOUT_MS = 60_000;
+/**
+ * A joining node waits for its bulk answers as long as they keep arriving
+ * (a million entries take minutes on a small machine); after this long
+ * without a chunk it becomes active anyway.
+ */
+const JOIN_STALL_MS = 30_000;
 /** Held packets of flows being fetched, and how long they are held. */
 const FETCH_MAX_HELD = 1024;
 const FETCH_HOLD_MS = 50;
@@ -80,6 +84,8 @@ export class ClusterNode {
   private requestIds = 0;
   /** Join requests waiting for their last bulk answer: requestId → peer and completion. */
   private readonly joinWaits = new Map<number, { peer: number; done: () => void }>();
+  /** When the join last received a bulk chunk (performance.now()). */
+  private joinProgressAt = 0;
   /** Peers that fetched a bucket set from us while joining, and when: later re-replication sends them only what changed since. */
   private readonly servedJoins = new Map<number, bigint>();
   private expectationListener: ((add: ExpectationRecord[], remove: ExpectationRecord[]) => void) | undefined;
@@ -310,16 +316,28 @@ export class ClusterNode {
       this.stats.add('join_requests_sent');
       return answered;
     });
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), JOIN_TIMEOUT_MS)));
-    const late = await Promise.race([Promise.all(answers).then(() => false), timedOut]);
-    clearTimeout(timer);
+    const late = await this.answeredOrStalled(Promise.all(answers));
     if (late) {
       this.stats.add('join_timeouts');
-      this.log.warn({ waitingFor: [...this.joinWaits.values()].map((w) => w.peer) }, 'join: not every peer answered in time; going active');
+      this.log.warn({ waitingFor: [...this.joinWaits.values()].map((w) => w.peer), stallMs: JOIN_STALL_MS }, 'join: no bulk answer for too long; going active');
       this.joinWaits.clear();
     }
     this.log.info({ peers, buckets: buckets.length, received: this.stats.get('bulk_entries_received') }, 'join: state received');
+  }
+
+  /** True if no bulk chunk arrived for JOIN_STALL_MS before every answer was complete. */
+  private async answeredOrStalled(answers: Promise<unknown>): Promise<boolean> {
+    let complete = false;
+    void answers.then(() => (complete = true));
+    this.joinProgressAt = performance.now();
+    while (!complete && !this.stopped) {
+      const left = this.joinProgressAt + JOIN_STALL_MS - performance.now();
+      if (left <= 0) return true;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([answers, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
+      clearTimeout(timer);
+    }
+    return false;
   }
 
   private onPeerState(id: number, state: NodeState, incarnation: string): void {
@@ -374,6 +392,7 @@ export class ClusterNode {
   private onJoinBulk(from: number, requestId: number, entries: FlowRecord[], last: boolean): void {
     const wait = this.joinWaits.get(requestId);
     if (!wait || wait.peer !== from) return;
+    this.joinProgressAt = performance.now();
     this.stats.add('bulk_entries_received', entries.length);
     this.replicas.install(entries);
     if (!last) return;
