@@ -128,22 +128,56 @@ export async function stopTrafgen(gen: LabProcess, boundMs: number): Promise<voi
   await waitFor(() => !gen.running, { timeoutMs: boundMs + 10_000, what: 'trafgen to stop' });
 }
 
+/** A generator window in which trafgen exited: what it said. */
+export class GeneratorDied {
+  constructor(readonly why: string) {}
+}
+
+/** Why a startTrafgen process is gone, for GeneratorDied. */
+export function generatorDied(gen: LabProcess, when: string): GeneratorDied {
+  return new GeneratorDied(`trafgen exited ${when} (${JSON.stringify(gen.exit)}): ${gen.stderr.trim()}`);
+}
+
+/**
+ * trafgen exits when a flush of its TX ring fails with EAGAIN: frames the
+ * receiving veth holds while its peer's ring is full keep the socket's send
+ * buffer used up (seen while the kernel was freeing a million entries of
+ * the previous part, and under the SYN flood). That is the generator
+ * failing, not the path measured: such a window is measured again, up to
+ * this many times in all.
+ */
+const GENERATOR_ATTEMPTS = 3;
+
+export async function retryGeneratorWindow<T>(what: string, once: () => Promise<T | GeneratorDied>): Promise<T> {
+  const failures: string[] = [];
+  for (let attempt = 1; attempt <= GENERATOR_ATTEMPTS; attempt++) {
+    const result = await once();
+    if (!(result instanceof GeneratorDied)) return result;
+    failures.push(result.why);
+  }
+  throw new ForwardingError(`${what}: trafgen failed in all ${GENERATOR_ATTEMPTS} attempts: ${failures.join('; ')}`);
+}
+
 /**
  * Runs the generator for durationMs (after a ramp) and returns the rate at
  * which frames reached the counted XDP_DROP.
  */
-async function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: string }, durationMs: number): Promise<number> {
+function blast(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: string }, durationMs: number): Promise<number> {
+  return retryGeneratorWindow(`frames into ${counted.host}/${counted.dev}`, () => blastOnce(lab, fl, counted, durationMs));
+}
+
+async function blastOnce(lab: Lab, fl: ForwardingLab, counted: { host: string; dev: string }, durationMs: number): Promise<number | GeneratorDied> {
   const boundMs = RAMP_MS + durationMs + STOP_MARGIN_MS;
   const gen = startTrafgen(lab, 'cli', devices(lab).cli, fl.trafgenConf, boundMs);
   try {
     await sleep(RAMP_MS);
-    if (!gen.running) throw new ForwardingError(`trafgen exited early (${JSON.stringify(gen.exit)}): ${gen.stderr}`);
+    if (!gen.running) return generatorDied(gen, 'during the ramp');
     const t0 = process.hrtime.bigint();
     const before = await xdpDrops(lab, counted.host, counted.dev);
     await sleep(durationMs);
     const after = await xdpDrops(lab, counted.host, counted.dev);
     const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (!gen.running) throw new ForwardingError('trafgen stopped before the counting window ended');
+    if (!gen.running) return generatorDied(gen, 'before the counting window ended');
     return (after - before) / elapsed;
   } finally {
     await stopTrafgen(gen, boundMs);

@@ -22,7 +22,8 @@ import { sleep } from '../test/lab/poll.js';
 import { singleFirewall, SINGLE, type Topology } from '../test/lab/topology.js';
 import { startUdpEcho } from '../test/lab/traffic.js';
 import {
-  attachDrop, ceilingPps, detachDrop, forwardedPps, mac, openUdpFlows, prepareForwarding, startTrafgen, stopTrafgen, type ForwardingLab,
+  attachDrop, ceilingPps, detachDrop, forwardedPps, generatorDied, GeneratorDied, mac, openUdpFlows, prepareForwarding, retryGeneratorWindow, startTrafgen, stopTrafgen,
+  type ForwardingLab,
 } from './forwarding.js';
 import {
   applyNftConntrack, BENCH_PORTS, removeNftConntrack, removeSyncwall, syncwallBenchRules,
@@ -153,20 +154,25 @@ interface Window<T> {
 
 /**
  * Runs fn with the flood on: the flood starts, ramps, fn runs, the flood
- * stops. The flood's rate is counted over fn's run.
+ * stops. The flood's rate is counted over fn's run. A window whose flood
+ * generator died is run again (retryGeneratorWindow).
  */
-async function duringFlood<T>(lab: Lab, flood: Flood, fn: () => Promise<T>): Promise<Window<T>> {
+function duringFlood<T>(lab: Lab, flood: Flood, fn: () => Promise<T>): Promise<Window<T>> {
+  return retryGeneratorWindow('the SYN flood', () => floodOnce(lab, flood, fn));
+}
+
+async function floodOnce<T>(lab: Lab, flood: Flood, fn: () => Promise<T>): Promise<Window<T> | GeneratorDied> {
   const boundMs = FLOOD_MARGIN_MS;
   const gen = startTrafgen(lab, 'atk', flood.atkDev, flood.conf, boundMs, FLOOD_CPU + 1);
   try {
     await sleep(FLOOD_RAMP_MS);
-    if (!gen.running) throw new SynFloodError(`the flood's trafgen exited early (${JSON.stringify(gen.exit)}): ${gen.stderr}`);
+    if (!gen.running) return generatorDied(gen, 'during the flood\'s ramp');
     const t0 = process.hrtime.bigint();
     const before = await rxPackets(lab, 'fw', flood.fwDev);
     const result = await fn();
     const after = await rxPackets(lab, 'fw', flood.fwDev);
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (!gen.running) throw new SynFloodError('the flood stopped before its window ended');
+    if (!gen.running) return generatorDied(gen, 'before the flood\'s window ended');
     return { result, floodPps: (after - before) / seconds, seconds };
   } finally {
     await stopTrafgen(gen, boundMs);
