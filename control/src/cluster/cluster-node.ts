@@ -62,6 +62,12 @@ const JOIN_STALL_MS = 30_000;
 const FETCH_MAX_HELD = 1024;
 const FETCH_HOLD_MS = 50;
 const FETCH_ESCALATE_MS = 10;
+/**
+ * Periodic passes after a membership change that prune again: a peer that
+ * applied the change a moment later may still have sent us replicas under
+ * the old groups after our first prune, and nothing else would drop them.
+ */
+const PRUNE_PASSES_AFTER_CHANGE = 3;
 /** Changed flows queued between on-demand flushes. */
 const QUEUE_CAPACITY = 8192;
 
@@ -91,6 +97,7 @@ export class ClusterNode {
   private expectationListener: ((add: ExpectationRecord[], remove: ExpectationRecord[]) => void) | undefined;
   private periodic: NodeJS.Timeout | undefined;
   private passRunning: Promise<void> | undefined;
+  private prunePassesLeft = 0;
   private stopped = false;
 
   constructor(deps: ClusterNodeDeps) {
@@ -412,6 +419,7 @@ export class ClusterNode {
     const after = computeOwnership(members, this.cfg.mode, this.cfg.backups);
     this.maps.writeOwners(after.owner);
     this.ownership = after;
+    this.prunePassesLeft = PRUNE_PASSES_AFTER_CHANGE;
     this.stats.add('ownership_changes');
     const self = this.cfg.nodeId;
     this.log.info({ members, owned: after.ownedCount(self), backedUp: after.backedUpCount(self) }, 'bucket ownership changed');
@@ -437,6 +445,11 @@ export class ClusterNode {
     if (this.passRunning || this.stopped) return;
     this.passRunning = this.replicator
       .periodicPass()
+      .then(async () => {
+        if (this.prunePassesLeft === 0) return;
+        this.prunePassesLeft--;
+        await this.pruneForeignEntries();
+      })
       .catch((err: unknown) => this.log.error({ err }, 'periodic sync pass failed'))
       .finally(() => (this.passRunning = undefined));
   }
