@@ -25,6 +25,7 @@ import { FlowFlag, FlowState, MapName, TcpWindowFlag } from '../control/src/gen/
 import { ClusterLab } from '../test/lab/cluster.js';
 import { SYNCWALLD } from '../test/lab/daemon.js';
 import { waitFor } from '../test/lab/poll.js';
+import { residentBytes } from './lib/proc.js';
 import type { Report } from './lib/report.js';
 
 export interface ScalePlan {
@@ -131,9 +132,7 @@ function daemonRss(cluster: ClusterLab, id: number): number {
   if (pid === undefined) throw new Error(`node ${id} has no running syncwalld`);
   const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   if (!cmdline.includes('syncwalld')) throw new Error(`pid ${pid} of node ${id} is not syncwalld: ${cmdline.replaceAll('\0', ' ')}`);
-  const rss = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  if (!rss) throw new Error(`/proc/${pid}/status has no VmRSS`);
-  return Number(rss[1]) * 1024;
+  return residentBytes(pid);
 }
 
 /** Writes every connection into its owner's map, a batch per owner at a time. */

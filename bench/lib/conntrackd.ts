@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { Lab } from '../../test/lab/netns.js';
 import { waitFor } from '../../test/lab/poll.js';
 import { type LabProcess, type RunResult, runChecked } from '../../test/lab/processes.js';
+import { residentBytes } from './proc.js';
 
 export const CONNTRACKD = '/usr/sbin/conntrackd';
 /** Debian package that provides CONNTRACKD (Makefile APT_PACKAGES). */
@@ -240,10 +241,7 @@ export class Conntrackd {
 
   /** Resident set size in bytes (VmRSS of /proc/<pid>/status). */
   rssBytes(): number {
-    const path = `/proc/${this.pid}/status`;
-    const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(path, 'utf8'));
-    if (!m) throw new Error(`${path}: no VmRSS line`);
-    return Number(m[1]) * 1024;
+    return residentBytes(this.pid);
   }
 
   /** The last lines of the daemon's log, for error messages. */
