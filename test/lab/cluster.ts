@@ -5,6 +5,7 @@
 // spare ones a test can join later: every node's config lists all of them.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PeerView } from '../../control/src/api/backend.js';
 import { Daemon, runCli, SYNCWALL, type CliResult } from './daemon.js';
 import { createLab, type Lab } from './netns.js';
 import { BPFFS_ROOT, REPO_ROOT } from './paths.js';
@@ -52,20 +53,6 @@ export interface NodeOptions {
   failureTimeoutMs?: number;
   /** Heartbeat period, default 100 ms. */
   heartbeatMs?: number;
-}
-
-/** A peer as `syncwall peers --json` lists it (control/src/cluster/types.ts PeerInfo). */
-export interface PeerView {
-  id: number;
-  address: string;
-  connected: boolean;
-  state: string;
-  incarnation: string;
-  lastHeartbeatAgoMs: number | null;
-  sentSeq: number;
-  ackedSeq: number;
-  unacked: number;
-  lagMs: number | null;
 }
 
 export class ClusterLabError extends Error {
