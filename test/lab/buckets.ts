@@ -42,8 +42,16 @@ export function bucketGroup(bucket: number, members: readonly number[], mode: Cl
   return { owner: o.owner[bucket]!, backups: o.backups(bucket) };
 }
 
-/** The first source port from `from` upwards whose flow satisfies pred(bucket). */
+/**
+ * Fixed client ports must stay below the kernel's default ephemeral range
+ * (32768-60999): a port picked from inside it can already be taken by an
+ * earlier test's connection (or its TIME_WAIT), and the bind fails with
+ * EADDRINUSE.
+ */
+export const FIRST_EPHEMERAL_PORT = 32768;
+
+/** The first source port from `from` upwards, below the ephemeral range, whose flow satisfies pred(bucket). */
 export function pickSourcePort(src: string, dst: string, dport: number, from: number, pred: (bucket: number) => boolean): number {
-  for (let port = from; port < 65536; port++) if (pred(tcp4Bucket(src, port, dst, dport))) return port;
-  throw new Error(`no source port from ${from} fits`);
+  for (let port = from; port < FIRST_EPHEMERAL_PORT; port++) if (pred(tcp4Bucket(src, port, dst, dport))) return port;
+  throw new Error(`no source port from ${from} below the ephemeral range fits`);
 }

@@ -256,7 +256,7 @@ describe('load-sharing cluster', () => {
     await cl.unplug(3, 'all');
     await cl.waitGone(3);
     for (const id of [1, 2]) assert.equal((await cl.cli(id, ['sync', 'mode', 'node', 'off'])).code, 0);
-    const sport = ownedBy(3, 42000);
+    const sport = ownedBy(3, 22000);
     const stream = await VerifiedStream.start(cl.lab, 'cli', CLUSTER.server.v4, STREAM_PORT, 120, sport);
     try {
       await stream.waitForProgress(5_000, 20_000);
@@ -279,7 +279,7 @@ describe('load-sharing cluster', () => {
   });
 
   clusterTest(lab, 'a run-time sync mode switch takes effect: periodic only, then on-demand again', async () => {
-    const sport = ownedBy(1, 43000);
+    const sport = ownedBy(1, 23000);
     const backup = backupOf(sport);
     assert.equal((await cl.cli(1, ['sync', 'mode', 'node', 'periodic'])).code, 0);
     try {
@@ -305,7 +305,7 @@ describe('load-sharing cluster', () => {
   });
 
   clusterTest(lab, 'the periodic pass heals a dropped update', async () => {
-    const sport = ownedBy(1, 44000);
+    const sport = ownedBy(1, 24000);
     const backup = backupOf(sport);
     // The owner sends nothing while the connection opens: its update is dropped.
     assert.equal((await cl.cli(1, ['sync', 'mode', 'node', 'off'])).code, 0);

@@ -18,6 +18,7 @@ import { FLOW_KEY_SIZE, flowKey } from '../../control/src/bpf/codec.js';
 import { bucketOf } from '../../control/src/cluster/bucket.js';
 import { computeOwnership } from '../../control/src/cluster/ownership.js';
 import { addressBytes } from '../../control/src/net/address.js';
+import { FIRST_EPHEMERAL_PORT } from './buckets.js';
 import { ClusterLab } from './cluster.js';
 import { download, FtpServer, randomFile, sha256, upload, type FtpMode } from './ftp.js';
 import { CLUSTER } from './topology.js';
@@ -57,7 +58,7 @@ interface Transfer {
   dataOwner: number;
 }
 
-let searchFrom = 42000;
+let searchFrom = 12000;
 
 /**
  * Ports for one transfer whose control and data connections' owners satisfy
@@ -68,7 +69,7 @@ let searchFrom = 42000;
 function pickTransfer(family: 4 | 6, mode: FtpMode, want = (control: number, data: number) => control !== data): Transfer {
   const [client, server] = family === 4 ? [CLUSTER.client.v4, CLUSTER.server.v4] : [CLUSTER.client.v6, CLUSTER.server.v6];
   const passive = mode === 'pasv' || mode === 'epsv';
-  for (let port = searchFrom; port < 60000; port += 2) {
+  for (let port = searchFrom; port + 1 < FIRST_EPHEMERAL_PORT; port += 2) {
     const controlOwner = ownerOf(client, port, server, FTP_PORT);
     const activePort = port + 1;
     const owner = passive ? ownerOf(client, port + 1, server, PASSIVE_PORT) : ownerOf(server, ACTIVE_SOURCE_PORT, client, activePort);
