@@ -24,6 +24,7 @@ import type { Logger } from '../log.js';
 import { ClusterStats } from './cluster-stats.js';
 import { ClusterMaps, interfaceMac, type ClusterMapFds } from './datapath-cluster.js';
 import { FlowFetcher, realClock } from './flow-fetch.js';
+import { JoinTransfer } from './join.js';
 import { Membership } from './membership.js';
 import { computeOwnership, type Ownership } from './ownership.js';
 import { ReplicaStore } from './replica-store.js';
@@ -58,6 +59,8 @@ export interface ClusterNodeDeps {
  * without a chunk it becomes active anyway.
  */
 const JOIN_STALL_MS = 30_000;
+/** Rounds of a join whose answering peers keep failing before the node goes active with what it has. */
+const JOIN_MAX_ROUNDS = 5;
 /** Held packets of flows being fetched, and how long they are held. */
 const FETCH_MAX_HELD = 1024;
 const FETCH_HOLD_MS = 50;
@@ -88,10 +91,8 @@ export class ClusterNode {
   /** While draining: the ownership that takes over (its groups get updates too). */
   private drainTarget: Ownership | undefined;
   private requestIds = 0;
-  /** Join requests waiting for their last bulk answer: requestId → peer and completion. */
-  private readonly joinWaits = new Map<number, { peer: number; done: () => void }>();
-  /** When the join last received a bulk chunk (performance.now()). */
-  private joinProgressAt = 0;
+  /** The state transfer while joining. */
+  private joining: JoinTransfer | undefined;
   /** Peers that fetched a bucket set from us while joining, and when: later re-replication sends them only what changed since. */
   private readonly servedJoins = new Map<number, bigint>();
   private expectationListener: ((add: ExpectationRecord[], remove: ExpectationRecord[]) => void) | undefined;
@@ -296,7 +297,7 @@ export class ClusterNode {
     this.stopped = true;
     clearInterval(this.periodic);
     await this.passRunning;
-    for (const wait of this.joinWaits.values()) wait.done();
+    this.joining?.stop();
     this.replicator.close();
     this.fetcher.close();
     await this.transport.stop();
@@ -310,41 +311,31 @@ export class ClusterNode {
     }
   }
 
-  /** Trigger c: bulk state from every active peer for what this node will own or back up. */
+  /** Trigger c: bulk state from every active peer for what this node will own or back up (join.ts). */
   private async join(): Promise<void> {
-    const peers = this.membership.activePeers();
-    if (peers.length === 0) return;
-    const future = computeOwnership(this.membership.membersWithSelf(), this.cfg.mode, this.cfg.backups);
-    const buckets = future.bucketsServedBy(this.cfg.nodeId);
-    const answers = peers.map((peer) => {
-      const requestId = ++this.requestIds;
-      const answered = new Promise<void>((done) => this.joinWaits.set(requestId, { peer, done }));
-      this.transport.send(peer, { kind: 'request', requestId, common: true, buckets });
-      this.stats.add('join_requests_sent');
-      return answered;
+    this.joining = new JoinTransfer({
+      activePeers: () => this.membership.activePeers(),
+      request: (peer, requestId) => {
+        // what this node will serve once active, under the membership of this round
+        const future = computeOwnership(this.membership.membersWithSelf(), this.cfg.mode, this.cfg.backups);
+        this.transport.send(peer, { kind: 'request', requestId, common: true, buckets: future.bucketsServedBy(this.cfg.nodeId) });
+        this.stats.add('join_requests_sent');
+      },
+      nextRequestId: () => ++this.requestIds,
+      stallMs: JOIN_STALL_MS,
+      returnGraceMs: Math.max(2000, 5 * this.cfg.failureTimeoutMs),
+      maxRounds: JOIN_MAX_ROUNDS,
     });
-    const late = await this.answeredOrStalled(Promise.all(answers));
-    if (late) {
-      this.stats.add('join_timeouts');
-      this.log.warn({ waitingFor: [...this.joinWaits.values()].map((w) => w.peer), stallMs: JOIN_STALL_MS }, 'join: no bulk answer for too long; going active');
-      this.joinWaits.clear();
+    const outcome = await this.joining.run();
+    const waitingFor = this.joining.waitingFor();
+    this.joining = undefined;
+    const received = this.stats.get('bulk_entries_received');
+    if (outcome.complete) {
+      if (outcome.rounds > 0) this.log.info({ rounds: outcome.rounds, received }, 'join: state received');
+      return;
     }
-    this.log.info({ peers, buckets: buckets.length, received: this.stats.get('bulk_entries_received') }, 'join: state received');
-  }
-
-  /** True if no bulk chunk arrived for JOIN_STALL_MS before every answer was complete. */
-  private async answeredOrStalled(answers: Promise<unknown>): Promise<boolean> {
-    let complete = false;
-    void answers.then(() => (complete = true));
-    this.joinProgressAt = performance.now();
-    while (!complete && !this.stopped) {
-      const left = this.joinProgressAt + JOIN_STALL_MS - performance.now();
-      if (left <= 0) return true;
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([answers, new Promise((resolve) => (timer = setTimeout(resolve, left)))]);
-      clearTimeout(timer);
-    }
-    return false;
+    this.stats.add(outcome.reason === 'stalled' ? 'join_timeouts' : 'join_incomplete');
+    this.log.warn({ reason: outcome.reason, rounds: outcome.rounds, waitingFor, stallMs: JOIN_STALL_MS, received }, 'join: state transfer incomplete; going active with what arrived');
   }
 
   private onPeerState(id: number, state: NodeState, incarnation: string): void {
@@ -353,14 +344,8 @@ export class ClusterNode {
       this.servedJoins.delete(id);
       this.log.info({ peer: id, incarnation }, 'peer restarted');
     }
-    if (state === 'failed') {
-      // A join answer that will never come.
-      for (const [requestId, wait] of this.joinWaits) {
-        if (wait.peer !== id) continue;
-        this.joinWaits.delete(requestId);
-        wait.done();
-      }
-    }
+    if (state === 'failed') this.joining?.onPeerFailed(id);
+    if (state === 'active') this.joining?.onPeerActive();
     if (change.membersChanged) {
       this.log.info({ peer: id, state }, 'membership changed');
       this.applyMembership();
@@ -397,14 +382,9 @@ export class ClusterNode {
   }
 
   private onJoinBulk(from: number, requestId: number, entries: FlowRecord[], last: boolean): void {
-    const wait = this.joinWaits.get(requestId);
-    if (!wait || wait.peer !== from) return;
-    this.joinProgressAt = performance.now();
+    if (!this.joining?.onBulk(from, requestId, last)) return;
     this.stats.add('bulk_entries_received', entries.length);
     this.replicas.install(entries);
-    if (!last) return;
-    this.joinWaits.delete(requestId);
-    wait.done();
   }
 
   /**

@@ -22,6 +22,7 @@ export const CLUSTER_COUNTERS = [
   'bulk_entries_received',
   'join_requests_sent',
   'join_timeouts',
+  'join_incomplete',
   'handovers_sent',
   'handovers_received',
   'fetch_requests',
