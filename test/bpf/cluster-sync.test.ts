@@ -19,6 +19,8 @@ import type { ClusterConfig } from '../../control/src/config/schema.js';
 import { monotonicNs } from '../../control/src/engine/engine.js';
 import { FlowEventFeed } from '../../control/src/engine/flow-events.js';
 import { EventType, FlowFlag, MapName, PuntMetaLayout, PuntSmallLayout, TcpWindowFlag } from '../../control/src/gen/layout.js';
+import { ClusterExpectationSync } from '../../control/src/helpers/expectation-sync.js';
+import { ExpectationTable } from '../../control/src/helpers/expectations.js';
 import { createLogger } from '../../control/src/log.js';
 import { TestDataplane } from './harness.js';
 
@@ -33,6 +35,8 @@ interface TestNode {
   events: FlowEventFeed;
   node: ClusterNode;
   reinjected: Uint8Array[];
+  /** The node's helper expectations (common state outside the table). */
+  expectations: ExpectationTable;
 }
 
 let dir: string;
@@ -72,7 +76,15 @@ function startNode(id: number, all: number[]): { node: TestNode; started: Promis
     lastSeenGranularityNs: 1_000_000_000n,
     chunk: 512,
   });
-  const t = { id, dp, table, events, node, reinjected };
+  const expectations = new ExpectationTable(() => performance.now());
+  node.shareExpectations({
+    applyPeer: (add, remove) => {
+      for (const r of add) expectations.put(r);
+      for (const r of remove) expectations.remove(r);
+    },
+    live: () => expectations.live(),
+  });
+  const t = { id, dp, table, events, node, reinjected, expectations };
   nodes.set(id, t);
   return { node: t, started: node.start() };
 }
@@ -194,10 +206,16 @@ describe('cluster sync between in-process nodes over mTLS', { timeout: 120_000 }
     assert.deepEqual(ownerArray(nodes.get(2)!), owners);
   });
 
-  it('a node joining later receives the state of the buckets it will own before it owns them', async () => {
+  it('a node joining later receives the state of the buckets it will own, and the live expectations, before it owns them', async () => {
     const before = flowsOwnedBy(1, 200, 20_000).map(flow);
     for (const k of before) establish(nodes.get(1)!, k);
     for (const k of before) await until('replicated', () => holders(k).length === 2);
+    // An FTP data connection node 1's helper expects, published as the helper runner does.
+    const expected = { family: 4, proto: 6, from: new Uint8Array([10, 1, 0, 1]), fromPort: 0, to: new Uint8Array([10, 0, 0, 7]), toPort: 50_001, helper: 1, control: before[0]!, ttlMs: 60_000 };
+    nodes.get(1)!.expectations.put(expected);
+    const published = new ClusterExpectationSync(nodes.get(1)!.node.commonChannel()).publish([expected], []);
+    assert.equal(published.kind, 'sent');
+    await until('the expectation on node 2', () => nodes.get(2)!.expectations.size === 1);
     const { started } = startNode(4, ALL);
     await started;
     await until('all see node 4', () => [1, 2, 4].every((id) => nodes.get(id)!.node.status().members.join() === '1,2,4'));
@@ -206,6 +224,10 @@ describe('cluster sync between in-process nodes over mTLS', { timeout: 120_000 }
     assert.ok(moved.length > 20, `${moved.length} flows moved to node 4`);
     for (const k of moved) assert.ok(entryOf(nodes.get(4)!, k), 'the new owner has the entry');
     assert.ok(nodes.get(4)!.node.stats.get('bulk_entries_received') > 0);
+    const [got] = nodes.get(4)!.expectations.live();
+    assert.equal(nodes.get(4)!.expectations.size, 1, 'one expectation, however many peers sent it');
+    assert.deepEqual({ ...got!, ttlMs: 0 }, { ...expected, ttlMs: 0 });
+    assert.ok(got!.ttlMs > 50_000 && got!.ttlMs <= 60_000, `it keeps the time it had left (${got!.ttlMs} ms)`);
   });
 
   it('a run-time mode switch to off stops on-demand sending; back to on-demand resumes it', async () => {

@@ -19,7 +19,7 @@ import type { ConnTable } from '../bpf/conn-table.js';
 import type { FrameInjector } from '../bpf/inject.js';
 import type { ClusterConfig } from '../config/schema.js';
 import type { FlowEventFeed } from '../engine/flow-events.js';
-import type { CommonStateChannel } from '../helpers/expectation-sync.js';
+import type { CommonStateChannel, SharedExpectations } from '../helpers/expectation-sync.js';
 import type { Logger } from '../log.js';
 import { ClusterStats } from './cluster-stats.js';
 import { ClusterMaps, interfaceMac, type ClusterMapFds } from './datapath-cluster.js';
@@ -32,7 +32,7 @@ import { Replicator } from './replicator.js';
 import { StateServer } from './state-server.js';
 import { SyncModes } from './sync-modes.js';
 import { PeerTransport, type TransportEvents, type TransportOptions } from './transport.js';
-import type { ExpectationRecord, FlowRecord, NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
+import type { FlowRecord, NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
 
 /** The part of PeerTransport the node uses (a test can run nodes over an in-process transport). */
 export type Transport = Pick<PeerTransport, 'start' | 'stop' | 'setLocalState' | 'send' | 'waitForRoom' | 'waitAcked' | 'peers' | 'stats'>;
@@ -95,7 +95,7 @@ export class ClusterNode {
   private joining: JoinTransfer | undefined;
   /** Peers that fetched a bucket set from us while joining, and when: later re-replication sends them only what changed since. */
   private readonly servedJoins = new Map<number, bigint>();
-  private expectationListener: ((add: ExpectationRecord[], remove: ExpectationRecord[]) => void) | undefined;
+  private expectations: SharedExpectations | undefined;
   private periodic: NodeJS.Timeout | undefined;
   private passRunning: Promise<void> | undefined;
   private prunePassesLeft = 0;
@@ -218,9 +218,9 @@ export class ClusterNode {
     };
   }
 
-  /** Expectations peers created or removed go to `listener` (the engine's helper runner). */
-  onExpectations(listener: (add: ExpectationRecord[], remove: ExpectationRecord[]) => void): void {
-    this.expectationListener = listener;
+  /** Expectations peers create or remove are applied to `shared` (the engine's helper runner); joining peers get its live ones. */
+  shareExpectations(shared: SharedExpectations): void {
+    this.expectations = shared;
   }
 
   status(): ClusterStatusView {
@@ -364,6 +364,7 @@ export class ClusterNode {
         return;
       case 'request':
         if (payload.buckets) this.servedJoins.set(from, this.d.monotonicNs());
+        if (payload.common) this.sendLiveExpectations(from);
         this.server.answer(from, payload).catch((err: unknown) => this.log.error({ err, peer: from }, 'answering a state request failed'));
         return;
       case 'bulk':
@@ -371,7 +372,7 @@ export class ClusterNode {
         this.onJoinBulk(from, payload.requestId, payload.entries, payload.last);
         return;
       case 'expectations':
-        this.expectationListener?.(payload.add, payload.remove);
+        this.expectations?.applyPeer(payload.add, payload.remove);
         return;
       case 'handover':
         this.stats.add('handovers_received');
@@ -379,6 +380,19 @@ export class ClusterNode {
         if (this.membership.peerHandedOver(from)) this.applyMembership();
         return;
     }
+  }
+
+  /**
+   * A joining peer missed the creation of the expectations that are live
+   * now: they go ahead of its bulk answer on the same ordered stream, so it
+   * has them before it becomes active.
+   */
+  private sendLiveExpectations(to: number): void {
+    if (!this.expectations || !this.modes.enabled('common')) return;
+    const live = this.expectations.live();
+    if (live.length === 0) return;
+    this.transport.send(to, { kind: 'expectations', add: live, remove: [] });
+    this.stats.add('join_expectations_sent', live.length);
   }
 
   private onJoinBulk(from: number, requestId: number, entries: FlowRecord[], last: boolean): void {

@@ -23,6 +23,7 @@ export const CLUSTER_COUNTERS = [
   'join_requests_sent',
   'join_timeouts',
   'join_incomplete',
+  'join_expectations_sent',
   'handovers_sent',
   'handovers_received',
   'fetch_requests',

@@ -23,8 +23,7 @@ import type { Datapath } from '../bpf/datapath.js';
 import { FrameInjector } from '../bpf/inject.js';
 import { RingBufferConsumer } from '../bpf/ringbuf.js';
 import { EventType, FlowFlag } from '../gen/layout.js';
-import type { ExpectationRecord } from '../cluster/types.js';
-import { ClusterExpectationSync, type CommonStateChannel } from '../helpers/expectation-sync.js';
+import { ClusterExpectationSync, type CommonStateChannel, type SharedExpectations } from '../helpers/expectation-sync.js';
 import { FtpHelper } from '../helpers/ftp-helper.js';
 import { HeldFlag } from '../helpers/held-flag.js';
 import { HelperRegistry } from '../helpers/helper.js';
@@ -70,8 +69,8 @@ export interface EngineCluster {
   counters(): Record<string, bigint>;
   /** Common state outside the connection table (helper expectations) goes to the peers through this. */
   commonChannel(): CommonStateChannel;
-  /** Expectations the peers created or removed are handed to `listener`. */
-  onExpectations(listener: (add: ExpectationRecord[], remove: ExpectationRecord[]) => void): void;
+  /** Peers' expectation changes are applied to `shared`, and joining peers are sent its live ones. */
+  shareExpectations(shared: SharedExpectations): void;
 }
 
 /**
@@ -192,7 +191,10 @@ export class Engine implements ManagementBackend {
   attachCluster(cluster: EngineCluster): void {
     this.cluster = cluster;
     this.helpers.attachSync(new ClusterExpectationSync(cluster.commonChannel()));
-    cluster.onExpectations((add, remove) => this.helpers.onPeerExpectations(add, remove));
+    cluster.shareExpectations({
+      applyPeer: (add, remove) => this.helpers.onPeerExpectations(add, remove),
+      live: () => this.helpers.liveExpectations(),
+    });
   }
 
   start(): void {

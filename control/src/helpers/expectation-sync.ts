@@ -18,6 +18,16 @@ export interface CommonStateChannel {
   waitAcked(to: number, seq: number, timeoutMs: number): Promise<boolean>;
 }
 
+/**
+ * This node's expectations as the cluster sees them: what peers created or
+ * removed is applied here, and a joining peer is sent the live ones (it
+ * missed their creation).
+ */
+export interface SharedExpectations {
+  applyPeer(add: readonly ExpectationRecord[], remove: readonly ExpectationRecord[]): void;
+  live(): ExpectationRecord[];
+}
+
 export type Publication =
   /** Sent: acked(ms) resolves true when every peer acked, false at the timeout. */
   | { kind: 'sent'; acked(timeoutMs: number): Promise<boolean> }

@@ -109,6 +109,14 @@ export class ExpectationTable {
     return out;
   }
 
+  /** The unexpired expectations, as sent to peers. */
+  live(): ExpectationRecord[] {
+    const now = this.now();
+    const out: ExpectationRecord[] = [];
+    for (const e of this.bySlot.values()) if (e.expiresAt > now) out.push(this.record(e));
+    return out;
+  }
+
   /** An expectation as sent to peers: the time it has left. */
   record(e: Expectation): ExpectationRecord {
     const { expiresAt, ...rest } = e;

@@ -142,6 +142,11 @@ export class HelperRunner implements FlowEventListener {
     for (const r of remove) if (this.expectations.remove(r)) this.stats.add('expectations_removed_by_peer');
   }
 
+  /** The live expectations (for a joining peer). */
+  liveExpectations(): ExpectationRecord[] {
+    return this.expectations.live();
+  }
+
   /** Helper counters, the hold time quantiles and the helpers' own counters (for `syncwall stats`). */
   counters(): Record<string, bigint> {
     return {
