@@ -97,7 +97,7 @@ function startNode(id: number): BenchNode {
       sync: { node: 'on-demand', common: 'on-demand', periodicIntervalMs: 3_600_000 },
     },
     interfaces: [],
-    maps: { bucketOwnerFd: dp.obj.mapFd(MapName.sw_bucket_owner), clusterAddrsFd: dp.obj.mapFd(MapName.sw_cluster_addrs), ifacesFd: dp.obj.mapFd(MapName.sw_ifaces) },
+    maps: dp.clusterMapFds(),
     table,
     injector: { reinject: () => undefined },
     events,

@@ -183,6 +183,9 @@ static __always_inline int syncwall(struct xdp_md *ctx, const int release)
 	}
 
 	shared = cluster_enabled() && to_cluster_mac(ctx);
+	/* a node whose controller is gone has been replaced by its peers */
+	if (shared && !controller_alive())
+		return drop(CNT_DROP_NO_CONTROLLER);
 	verdict = filter_packet(ctx, &pkt, shared, release);
 	if (verdict == XDP_PASS && shared)
 		cluster_frame_to_host(ctx);

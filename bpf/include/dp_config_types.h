@@ -88,6 +88,7 @@ enum sw_counter {
 	CNT_DROP_NOT_OWNER,		/* cluster: another node owns the flow's bucket */
 	CNT_PUNT_FLOW_MISS,		/* cluster: mid-stream packet sent to fetch its state */
 	CNT_CLUSTER_ARP_REPLY,		/* cluster: ARP/ND answered for a cluster address */
+	CNT_DROP_NO_CONTROLLER,		/* cluster: the controller's lease lapsed (dead or stalled) */
 	CNT__MAX,
 };
 

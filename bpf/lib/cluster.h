@@ -34,6 +34,15 @@ static __always_inline int to_cluster_mac(struct xdp_md *ctx)
 	return diff == 0;
 }
 
+/* The controller's lease (sw_cluster_lease) has not lapsed. */
+static __always_inline int controller_alive(void)
+{
+	__u32 key = 0;
+	__u64 *expires = bpf_map_lookup_elem(&sw_cluster_lease, &key);
+
+	return expires && bpf_ktime_get_coarse_ns() < *expires;
+}
+
 /* This node owns the bucket. */
 static __always_inline int bucket_is_mine(__u32 bucket)
 {

@@ -62,6 +62,22 @@ struct {
 	__type(value, __u32);
 } sw_bucket_owner SEC(".maps");
 
+/*
+ * Cluster: until when (bpf_ktime_get_coarse_ns, CLOCK_MONOTONIC) this node's
+ * controller vouches for the buckets it owns; key 0 only, 0 = never. The
+ * controller renews it every heartbeat for one failure timeout. When the
+ * controller dies (kill -9) or stalls, the peers declare the node failed
+ * and take its buckets over after that same timeout; the lease lapses with
+ * it, so the node's XDP program, still attached through its pinned link,
+ * stops serving buckets that now have another owner.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} sw_cluster_lease SEC(".maps");
+
 /* Cluster: addresses the cluster answers ARP/ND for, per interface (value 1). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -80,7 +80,7 @@ function startJoiner(): Joiner {
   const node = new ClusterNode({
     config,
     interfaces: [],
-    maps: { bucketOwnerFd: dp.obj.mapFd(MapName.sw_bucket_owner), clusterAddrsFd: dp.obj.mapFd(MapName.sw_cluster_addrs), ifacesFd: dp.obj.mapFd(MapName.sw_ifaces) },
+    maps: dp.clusterMapFds(),
     table: new ConnTable(dp.obj.mapFd(MapName.sw_conns), 256),
     injector: { reinject: () => {} },
     events: new FlowEventFeed(),

@@ -67,7 +67,7 @@ function startNode(id: number, all: number[]): { node: TestNode; started: Promis
   const node = new ClusterNode({
     config: config(id, all),
     interfaces: [],
-    maps: { bucketOwnerFd: dp.obj.mapFd(MapName.sw_bucket_owner), clusterAddrsFd: dp.obj.mapFd(MapName.sw_cluster_addrs), ifacesFd: dp.obj.mapFd(MapName.sw_ifaces) },
+    maps: dp.clusterMapFds(),
     table,
     injector: { reinject: (frame) => void reinjected.push(frame.slice()) },
     events,

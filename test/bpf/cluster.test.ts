@@ -103,6 +103,27 @@ for (const family of [4, 6] as const) {
       assert.equal(ev?.bucket, f.bucket);
     });
 
+    it('once the controller\'s lease lapses, drops every cluster-MAC frame, even of its own buckets; a renewed lease serves them again', () => {
+      const f = tcpFlow(family, true);
+      dp.admit(f.key, f.srcIsA);
+      const syn = seg(family, f.port, true, { seq: 1, flags: 'S' });
+      // a second ago: the data plane's coarse clock may lag the controller's by a tick
+      dp.setLease(process.hrtime.bigint() - 1_000_000_000n);
+      try {
+        check(dp, { description: 'SYN of an own bucket, lease lapsed', frame: syn, verdict: XDP_DROP, counters: { CNT_DROP_NO_CONTROLLER: 1 } });
+        assert.equal(dp.entry(f.key)?.packets[0], 0n, 'the entry was not touched');
+        // frames to the node's own MAC are its own business, controller or not
+        check(dp, { description: 'own-MAC SYN, lease lapsed', frame: withDst(syn, IFACE_MAC), verdict: XDP_PASS, counters: changed });
+        dp.takeEvents();
+      } finally {
+        dp.setLease(process.hrtime.bigint() + 3_600_000_000_000n);
+      }
+      const g = tcpFlow(family, true);
+      dp.admit(g.key, g.srcIsA);
+      check(dp, { description: 'SYN of an own bucket, lease renewed', frame: seg(family, g.port, true, { seq: 1, flags: 'S' }), verdict: XDP_PASS, counters: changed });
+      dp.takeEvents();
+    });
+
     it("does not filter frames to the node's own MAC, nor readdress them", () => {
       const f = tcpFlow(family, false);
       const syn = seg(family, f.port, true, { seq: 1, flags: 'S' }, IFACE_MAC);

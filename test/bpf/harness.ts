@@ -8,7 +8,7 @@ import { flowEntry, flowKey, puntMeta, stateEvent, type FlowEntry, type FlowKey,
 import { BPF_ANY, BpfObject, mapLookup, mapUpdate, numPossibleCpus, progTestRun } from '../../control/src/bpf/libbpf.js';
 import { RingBufferConsumer } from '../../control/src/bpf/ringbuf.js';
 import { SW_BUCKETS } from '../../control/src/cluster/bucket.js';
-import { ClusterMaps } from '../../control/src/cluster/datapath-cluster.js';
+import { ClusterMaps, type ClusterMapFds } from '../../control/src/cluster/datapath-cluster.js';
 import { DpConfigFlag, DpConfigLayout, MapName, ProgName, PuntMetaLayout, RodataVar, StateEventLayout, SwCounter } from '../../control/src/gen/layout.js';
 import { addressBytes, macBytes } from '../../control/src/net/address.js';
 
@@ -229,18 +229,33 @@ export class TestDataplane {
     return out;
   }
 
-  /** The controller's writer of the cluster maps, over this object's maps. */
-  private clusterMaps(): ClusterMaps {
-    return new ClusterMaps({
+  /** The cluster maps' fds, as a ClusterNode takes them. */
+  clusterMapFds(): ClusterMapFds {
+    return {
       bucketOwnerFd: this.obj.mapFd(MapName.sw_bucket_owner),
       clusterAddrsFd: this.obj.mapFd(MapName.sw_cluster_addrs),
       ifacesFd: this.obj.mapFd(MapName.sw_ifaces),
-    });
+      leaseFd: this.obj.mapFd(MapName.sw_cluster_lease),
+    };
   }
 
-  /** Cluster: sets the owner of each bucket (sw_bucket_owner). */
+  /** The controller's writer of the cluster maps, over this object's maps. */
+  private clusterMaps(): ClusterMaps {
+    return new ClusterMaps(this.clusterMapFds());
+  }
+
+  /**
+   * Cluster: sets the owner of each bucket (sw_bucket_owner) and, standing
+   * in for a live controller, grants a lease of an hour.
+   */
   setBucketOwners(ownerOf: (bucket: number) => number): void {
     this.clusterMaps().writeOwners(Uint32Array.from({ length: SW_BUCKETS }, (_, b) => ownerOf(b)));
+    this.setLease(process.hrtime.bigint() + 3_600_000_000_000n);
+  }
+
+  /** Cluster: the controller's lease runs until expiresNs (CLOCK_MONOTONIC; 0 never granted). */
+  setLease(expiresNs: bigint): void {
+    this.clusterMaps().writeLease(expiresNs);
   }
 
   /** Cluster: an address the cluster answers ARP/ND for on ifindex (sw_cluster_addrs). */

@@ -16,6 +16,8 @@ const FLEET_SIZE = 200;
 const K = 1;
 /** Per-node entry counts may differ this much (relative) from (1+k)/N of the total: 200 flows over random buckets. */
 const COUNT_TOLERANCE = 0.25;
+/** More than the daemons' default failure timeout (400 ms): a killed controller's lease has lapsed by then. */
+const FAILURE_TIMEOUT_MARGIN_MS = 1000;
 const TEST_TIMEOUT_MS = 120_000;
 
 const RULES = `accept proto tcp dport ${STREAM_PORT} zone outside comment "streams"
@@ -206,9 +208,8 @@ describe('load-sharing cluster', () => {
 
   clusterTest(lab, 'the killed node restarts, requests state and rejoins: none lost', async () => {
     await fleet.resetGaps();
-    // Sync first: the data links wait until the node has rejoined, because
-    // the killed incarnation's XDP program is still attached with its old
-    // bucket table.
+    // Sync first: the data links wait until the node has rejoined, as a
+    // machine coming back would.
     await cl.plug(2, 'sync');
     await cl.start([2]);
     await cl.plug(2, 'data');
@@ -352,6 +353,32 @@ describe('load-sharing cluster', () => {
       } finally {
         await daemon.stop('SIGKILL');
       }
+    }
+  });
+
+  clusterTest(lab, 'kill -9 of a daemon whose host stays up: once its lease lapses its XDP program stops serving the buckets the peers took over', async () => {
+    const sport = ownedBy(2, 25000);
+    const stream = await VerifiedStream.start(cl.lab, 'cli', CLUSTER.server.v4, STREAM_PORT, 60, sport);
+    try {
+      await stream.waitForProgress(5_000, 20_000);
+      // Links stay up: the killed daemon's program stays attached through its pinned links.
+      await cl.daemon(2).stop('SIGKILL');
+      await cl.waitGone(2);
+      await expectOwnershipCovers(cl);
+      // the lease ran one failure timeout from the last renewal, as the peers' detection did
+      await sleep(FAILURE_TIMEOUT_MARGIN_MS);
+      const before = cl.pinnedCounters(2);
+      await stream.waitForProgress(20_000, 30_000);
+      const after = cl.pinnedCounters(2);
+      const forwarded = (c: Record<string, bigint>): bigint => c.fwd_fast! + c.fwd_stack! + c.hit!;
+      note(`node 2 after the kill: dropped without controller ${after.drop_no_controller! - before.drop_no_controller!}, forwarded ${forwarded(after) - forwarded(before)}`);
+      assert.equal(forwarded(after), forwarded(before), 'the dead node forwarded nothing while its peers served the stream');
+      assert.ok(after.drop_no_controller! > before.drop_no_controller!, 'it saw the stream and dropped it for want of a controller');
+      const outcome = await stream.finish();
+      assert.equal(outcome.failure, null);
+      assert.equal(outcome.mismatches, 0);
+    } finally {
+      await stream.proc.stop();
     }
   });
 });

@@ -6,6 +6,8 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PeerView } from '../../control/src/api/backend.js';
+import { readCounters } from '../../control/src/bpf/counters.js';
+import { closeFd, objGet } from '../../control/src/bpf/libbpf.js';
 import { Daemon, runCli, SYNCWALL, type CliResult } from './daemon.js';
 import { createLab, type Lab } from './netns.js';
 import { BPFFS_ROOT, REPO_ROOT } from './paths.js';
@@ -165,6 +167,16 @@ export class ClusterLab {
     return join(BPFFS_ROOT, this.lab.prefix, clusterNode(id).host, map);
   }
 
+  /** Node id's data-plane counters, read from its pinned map: works while its daemon is dead. */
+  pinnedCounters(id: number): Record<string, bigint> {
+    const fd = objGet(this.pinPath(id, 'sw_counters'));
+    try {
+      return readCounters(fd);
+    } finally {
+      closeFd(fd);
+    }
+  }
+
   running(): number[] {
     return this.nodeIds.filter((id) => this.daemons.get(id)?.process?.running);
   }
@@ -232,8 +244,8 @@ export class ClusterLab {
   /**
    * Unplug a node and kill -9 its daemon: a node that dies at once. Unplugged
    * first, because its pinned XDP program would otherwise keep forwarding
-   * after the kill, and the kill closes its sync connections, which the
-   * peers would hear as a goodbye no crashed machine sends.
+   * until its lease lapses, and the kill closes its sync connections, which
+   * the peers would hear as a goodbye no crashed machine sends.
    */
   async crash(id: number): Promise<void> {
     await this.lab.linksDown(clusterNode(id).host);
@@ -263,8 +275,19 @@ export class ClusterLab {
     );
   }
 
+  /** The lab's logs, then every node's non-zero data-plane counters (they show where frames went). */
   diagnostics(): string {
-    return this.lab.diagnostics();
+    const counters = this.nodeIds.map((id) => `# data-plane counters of node ${id}: ${this.describeCounters(id)}`);
+    return [this.lab.diagnostics(), ...counters].join('\n');
+  }
+
+  private describeCounters(id: number): string {
+    try {
+      const nonZero = Object.entries(this.pinnedCounters(id)).filter(([, v]) => v !== 0n);
+      return nonZero.map(([name, v]) => `${name}=${v}`).join(' ');
+    } catch (err) {
+      return `unreadable: ${err instanceof Error ? err.message : String(err)}`;
+    }
   }
 
   teardown(): Promise<void> {

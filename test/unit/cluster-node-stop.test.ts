@@ -49,7 +49,7 @@ function nodeWithClosedMaps(): { node: ClusterNode; events: () => TransportEvent
   const node = new ClusterNode({
     config,
     interfaces: [],
-    maps: { bucketOwnerFd: -1, clusterAddrsFd: -1, ifacesFd: -1 },
+    maps: { bucketOwnerFd: -1, clusterAddrsFd: -1, ifacesFd: -1, leaseFd: -1 },
     table: new MemoryTable() as unknown as ConnTable,
     injector: { reinject: () => {} },
     events: new FlowEventFeed(),

@@ -91,6 +91,7 @@ export class Datapath {
   readonly bucketOwnerFd: number;
   readonly clusterAddrsFd: number;
   readonly ifacesFd: number;
+  readonly leaseFd: number;
   private readonly object: BpfObject;
   private readonly linkFds: number[];
 
@@ -111,6 +112,7 @@ export class Datapath {
     this.bucketOwnerFd = object.mapFd(MapName.sw_bucket_owner);
     this.clusterAddrsFd = object.mapFd(MapName.sw_cluster_addrs);
     this.ifacesFd = object.mapFd(MapName.sw_ifaces);
+    this.leaseFd = object.mapFd(MapName.sw_cluster_lease);
   }
 
   /** Loads the object (reusing pinned maps) without attaching it anywhere. */

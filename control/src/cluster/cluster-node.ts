@@ -97,6 +97,7 @@ export class ClusterNode {
   private readonly servedJoins = new Map<number, bigint>();
   private expectations: SharedExpectations | undefined;
   private periodic: NodeJS.Timeout | undefined;
+  private leaseRenewal: NodeJS.Timeout | undefined;
   private passRunning: Promise<void> | undefined;
   private prunePassesLeft = 0;
   private stopped = false;
@@ -181,6 +182,8 @@ export class ClusterNode {
    */
   async start(): Promise<void> {
     this.maps.writeOwners(this.ownership.owner);
+    this.renewLease();
+    this.leaseRenewal = setInterval(() => this.renewLease(), this.cfg.heartbeatMs);
     const onIface = new Map(this.d.interfaces.map((i) => [i.name, i.ifindex]));
     this.maps.writeAddresses(this.cfg.addresses.map((a) => ({ ifindex: onIface.get(a.interface)!, address: a.address })));
     this.maps.writeInterfaces(this.d.interfaces.map((i) => ({ ifindex: i.ifindex, mac: interfaceMac(i.name) })));
@@ -296,11 +299,23 @@ export class ClusterNode {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.periodic);
+    // The lease runs out on its own, just as the peers declare this node failed.
+    clearInterval(this.leaseRenewal);
     await this.passRunning;
     this.joining?.stop();
     this.replicator.close();
     this.fetcher.close();
     await this.transport.stop();
+  }
+
+  /**
+   * The data plane serves the cluster for one failure timeout from now. It
+   * is renewed on the event loop that also sends the heartbeats, so a dead
+   * or stalled controller loses its lease about when the peers stop hearing
+   * it and take its buckets over.
+   */
+  private renewLease(): void {
+    this.maps.writeLease(this.d.monotonicNs() + BigInt(this.cfg.failureTimeoutMs) * 1_000_000n);
   }
 
   /** Waits until every configured peer has announced itself, or a few failure timeouts. */

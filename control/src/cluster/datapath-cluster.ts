@@ -1,9 +1,11 @@
 // Writes the data plane's cluster maps: the bucket owner array (on every
-// membership change: the only critical-path work of a failover), the cluster
-// addresses the data plane answers ARP/ND for, and each interface's own MAC
-// (cluster-MAC frames handed to the stack get it as destination).
+// membership change: the only critical-path work of a failover), the
+// controller's lease (renewed every heartbeat: the data plane stops serving
+// the cluster when it lapses), the cluster addresses the data plane answers
+// ARP/ND for, and each interface's own MAC (cluster-MAC frames handed to the
+// stack get it as destination).
 import { readFileSync } from 'node:fs';
-import { mapUpdateBatch } from '../bpf/libbpf.js';
+import { mapUpdate, mapUpdateBatch } from '../bpf/libbpf.js';
 import { ClusterAddrLayout, IfaceInfoLayout, SwFamily } from '../gen/layout.js';
 import { addressBytes, macBytes } from '../net/address.js';
 import { SW_BUCKETS } from './bucket.js';
@@ -24,6 +26,7 @@ export interface ClusterMapFds {
   bucketOwnerFd: number;
   clusterAddrsFd: number;
   ifacesFd: number;
+  leaseFd: number;
 }
 
 /** The MAC of a local interface, from sysfs. */
@@ -38,6 +41,9 @@ export function interfaceMac(name: string): Uint8Array {
 export class ClusterMaps {
   private readonly fds: ClusterMapFds;
   private readonly bucketKeys: Uint8Array;
+  private readonly leaseKey = new Uint8Array(4);
+  private readonly leaseValue = new Uint8Array(8);
+  private readonly leaseView = new DataView(this.leaseValue.buffer);
 
   constructor(fds: ClusterMapFds) {
     this.fds = fds;
@@ -49,6 +55,12 @@ export class ClusterMaps {
   /** Replaces the whole owner array in one batch (node id per bucket, 0 = nobody). */
   writeOwners(owner: Uint32Array): void {
     mapUpdateBatch(this.fds.bucketOwnerFd, this.bucketKeys, new Uint8Array(owner.buffer, owner.byteOffset, SW_BUCKETS * 4), SW_BUCKETS);
+  }
+
+  /** The data plane serves the cluster until expiresNs (CLOCK_MONOTONIC). */
+  writeLease(expiresNs: bigint): void {
+    this.leaseView.setBigUint64(0, expiresNs, true);
+    mapUpdate(this.fds.leaseFd, this.leaseKey, this.leaseValue);
   }
 
   writeAddresses(addresses: readonly { ifindex: number; address: string }[]): void {
