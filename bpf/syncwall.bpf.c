@@ -109,19 +109,25 @@ static __always_inline int filter_icmp_error(struct xdp_md *ctx, struct packet *
 static __always_inline int filter_packet(struct xdp_md *ctx, struct packet *pkt, int shared,
 					 const int release)
 {
+	const struct bucket_owner *owned = NULL;
 	struct flow_entry *e;
 	__u16 punt_type;
 	int reason;
 
 	if (pkt->kind == L4_ICMP_ERROR)
 		return filter_icmp_error(ctx, pkt, shared);
-	if (shared && !bucket_is_mine(flow_bucket(&pkt->key)))
-		return drop(CNT_DROP_NOT_OWNER);
+	if (shared) {
+		owned = bucket_owned(flow_bucket(&pkt->key));
+		if (!owned)
+			return drop(CNT_DROP_NOT_OWNER);
+	}
 
 	/* the established path: one lookup, track, forward */
 	e = bpf_map_lookup_elem(&sw_conns, &pkt->key);
 	if (e) {
 		count(CNT_HIT);
+		if (owned)
+			distrust_if_stale(e, owned);
 		if (!release) {
 			/* before tracking: the released packet is tracked when re-injected */
 			int verdict = helper_filter(ctx, pkt, e);

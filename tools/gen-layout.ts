@@ -24,6 +24,7 @@ const REQUIRED_STRUCTS = [
   'state_event',
   'dp_config',
   'punt_bucket',
+  'bucket_owner',
   'cluster_addr',
   'iface_info',
 ] as const;

@@ -31,6 +31,20 @@ struct dp_config {
 };
 _Static_assert(sizeof(struct dp_config) == 40, "dp_config layout");
 
+/*
+ * sw_bucket_owner value. since_ns (CLOCK_MONOTONIC): when this node last
+ * became the bucket's owner. An entry not seen since then missed whatever
+ * another node forwarded meanwhile, so its windows are re-learned from its
+ * next packet (a replica's, or this node's own after its lease lapsed and a
+ * peer served the bucket for a while).
+ */
+struct bucket_owner {
+	__u32 node;		/* owning node id; 0: nobody */
+	__u32 reserved0;
+	__u64 since_ns;
+};
+_Static_assert(sizeof(struct bucket_owner) == 16, "bucket_owner layout");
+
 /* sw_cluster_addrs key: an address the cluster answers ARP/ND for. */
 struct cluster_addr {
 	__u8 addr[16];		/* IPv4 in the first 4 bytes */

@@ -43,12 +43,33 @@ static __always_inline int controller_alive(void)
 	return expires && bpf_ktime_get_coarse_ns() < *expires;
 }
 
-/* This node owns the bucket. */
+/* The bucket's owner record if this node owns it, else NULL. */
+static __always_inline const struct bucket_owner *bucket_owned(__u32 bucket)
+{
+	const struct bucket_owner *o = bpf_map_lookup_elem(&sw_bucket_owner, &bucket);
+
+	return o && o->node == sw_cfg.node_id ? o : NULL;
+}
+
 static __always_inline int bucket_is_mine(__u32 bucket)
 {
-	__u32 *owner = bpf_map_lookup_elem(&sw_bucket_owner, &bucket);
+	return bucket_owned(bucket) != NULL;
+}
 
-	return owner && *owner == sw_cfg.node_id;
+/*
+ * An entry last seen before this node (re)gained its bucket missed the
+ * packets another node forwarded meanwhile: its windows may be behind the
+ * connection (an ACK for data it never saw would be dropped, and a
+ * ping-pong connection would never recover). Re-learn them from the next
+ * packet of each direction, once.
+ */
+static __always_inline void distrust_if_stale(struct flow_entry *e, const struct bucket_owner *o)
+{
+	if (e->last_seen_ns >= o->since_ns)
+		return;
+	e->win[0].flags |= TCPW_F_UNTRUSTED;
+	e->win[1].flags |= TCPW_F_UNTRUSTED;
+	e->last_seen_ns = o->since_ns;
 }
 
 /*

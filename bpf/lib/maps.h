@@ -54,12 +54,12 @@ struct {
 	__type(value, struct punt_bucket);
 } sw_punt_bucket SEC(".maps");
 
-/* Cluster: bucket (bpf/lib/bucket.h) -> owning node id (0: nobody). Written by the controller. */
+/* Cluster: bucket (bpf/lib/bucket.h) -> its owner and since when. Written by the controller. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SW_BUCKETS);
 	__type(key, __u32);
-	__type(value, __u32);
+	__type(value, struct bucket_owner);
 } sw_bucket_owner SEC(".maps");
 
 /*

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { FLOW_KEY_SIZE, flowKey, type FlowKey } from '../../control/src/bpf/codec.js';
 import { bucketOf } from '../../control/src/cluster/bucket.js';
-import { EventType } from '../../control/src/gen/layout.js';
+import { EventType, TcpWindowFlag } from '../../control/src/gen/layout.js';
 import { addressBytes, macBytes } from '../../control/src/net/address.js';
 import { finishChecksum, pseudoHeaderSum, sumWords } from '../../control/src/net/checksum.js';
 import { buildArpRequest, buildFrame, buildIpPacket, ETH_P_ARP, type TcpSpec } from '../../control/src/net/packet.js';
@@ -122,6 +122,30 @@ for (const family of [4, 6] as const) {
       dp.admit(g.key, g.srcIsA);
       check(dp, { description: 'SYN of an own bucket, lease renewed', frame: seg(family, g.port, true, { seq: 1, flags: 'S' }), verdict: XDP_PASS, counters: changed });
       dp.takeEvents();
+    });
+
+    it('re-learns the windows of an entry not seen since this node regained its bucket: an ACK for data a peer forwarded meanwhile passes', async () => {
+      const f = tcpFlow(family, true);
+      dp.admit(f.key, f.srcIsA);
+      check(dp, { description: 'SYN', frame: seg(family, f.port, true, { seq: 1, flags: 'S' }), verdict: XDP_PASS, counters: changed });
+      check(dp, { description: 'SYN/ACK', frame: seg(family, f.port, false, { seq: 5000, ack: 2, flags: 'SA' }), verdict: XDP_PASS, counters: changed });
+      check(dp, { description: 'ACK', frame: seg(family, f.port, true, { seq: 2, ack: 5001, flags: 'A' }), verdict: XDP_PASS, counters: changed });
+      dp.takeEvents();
+      // The server's next 800 bytes went through another node: this one never saw them.
+      const ackOfUnseen = seg(family, f.port, true, { seq: 2, ack: 5801, flags: 'A' });
+      check(dp, { description: 'ACK of data this node never saw', frame: ackOfUnseen, verdict: XDP_DROP, counters: { CNT_HIT: 1, CNT_DROP_OUT_OF_WINDOW: 1 } });
+      // Let the clock pass the owner stamp's margin, then regain every bucket (a lapsed lease renewed).
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      dp.setBucketOwners(ownerOf, true);
+      check(dp, { description: 'the same ACK after the bucket was regained', frame: ackOfUnseen, verdict: XDP_PASS, counters: accepted });
+      const e = dp.entry(f.key)!;
+      const clientDir = f.srcIsA ? 0 : 1;
+      assert.equal(e.win[clientDir].flags & TcpWindowFlag.TCPW_F_UNTRUSTED, 0, "the client's window was re-learned");
+      assert.equal(e.win[1 - clientDir]!.flags & TcpWindowFlag.TCPW_F_UNTRUSTED, TcpWindowFlag.TCPW_F_UNTRUSTED, "the server's waits for its next packet");
+      check(dp, { description: "the server's next segment", frame: seg(family, f.port, false, { seq: 5801, ack: 2, flags: 'PA', payload: new Uint8Array(100) }), verdict: XDP_PASS, counters: accepted });
+      assert.equal(dp.entry(f.key)!.win[1 - clientDir]!.flags & TcpWindowFlag.TCPW_F_UNTRUSTED, 0);
+      // once re-learned, checking resumes: an ACK of data never sent is dropped again
+      check(dp, { description: 'ACK of data never sent', frame: seg(family, f.port, true, { seq: 2, ack: 900_000, flags: 'A' }), verdict: XDP_DROP, counters: { CNT_HIT: 1, CNT_DROP_OUT_OF_WINDOW: 1 } });
     });
 
     it("does not filter frames to the node's own MAC, nor readdress them", () => {

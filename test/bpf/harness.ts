@@ -107,9 +107,13 @@ export class TestDataplane {
   private punts: Punt[] = [];
   private events: BucketedStateEvent[] = [];
   private readonly ringErrors: unknown[] = [];
+  /** The cluster node id the object was loaded as (0: single node). */
+  private readonly nodeId: number;
+  private clusterWriter: ClusterMaps | undefined;
 
   private constructor(obj: BpfObject, opts: DataplaneOptions) {
     this.obj = obj;
+    this.nodeId = opts.nodeId ?? 0;
     this.progFd = obj.programFd(ProgName.xdp_syncwall);
     this.connsFd = obj.mapFd(MapName.sw_conns);
     this.countersFd = obj.mapFd(MapName.sw_counters);
@@ -239,17 +243,19 @@ export class TestDataplane {
     };
   }
 
-  /** The controller's writer of the cluster maps, over this object's maps. */
+  /** The controller's writer of the cluster maps, over this object's maps (it remembers the owner array it wrote). */
   private clusterMaps(): ClusterMaps {
-    return new ClusterMaps(this.clusterMapFds());
+    this.clusterWriter ??= new ClusterMaps(this.clusterMapFds(), this.nodeId, () => process.hrtime.bigint());
+    return this.clusterWriter;
   }
 
   /**
-   * Cluster: sets the owner of each bucket (sw_bucket_owner) and, standing
-   * in for a live controller, grants a lease of an hour.
+   * Cluster: sets the owner of each bucket (sw_bucket_owner; buckets this
+   * node gains, or with `regainedAll` all it owns, are stamped now) and,
+   * standing in for a live controller, grants a lease of an hour.
    */
-  setBucketOwners(ownerOf: (bucket: number) => number): void {
-    this.clusterMaps().writeOwners(Uint32Array.from({ length: SW_BUCKETS }, (_, b) => ownerOf(b)));
+  setBucketOwners(ownerOf: (bucket: number) => number, regainedAll = false): void {
+    this.clusterMaps().writeOwners(Uint32Array.from({ length: SW_BUCKETS }, (_, b) => ownerOf(b)), regainedAll);
     this.setLease(process.hrtime.bigint() + 3_600_000_000_000n);
   }
 

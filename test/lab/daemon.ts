@@ -134,6 +134,12 @@ export class Daemon {
     return exit;
   }
 
+  /** SIGSTOP (freeze: a controller whose event loop stalls) or SIGCONT (thaw). */
+  pause(paused: boolean): void {
+    if (!this.proc) throw new DaemonError('syncwalld was never started');
+    this.proc.signal(paused ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** SIGTERM, then start again with the same config and rules. */
   async restart(): Promise<void> {
     await this.stop('SIGTERM');

@@ -98,6 +98,8 @@ export class ClusterNode {
   private expectations: SharedExpectations | undefined;
   private periodic: NodeJS.Timeout | undefined;
   private leaseRenewal: NodeJS.Timeout | undefined;
+  /** When the lease last written runs out (monotonic ns; 0: none yet). */
+  private leaseExpiresNs = 0n;
   private passRunning: Promise<void> | undefined;
   private prunePassesLeft = 0;
   private stopped = false;
@@ -110,7 +112,7 @@ export class ClusterNode {
     this.membership = new Membership(self, this.cfg.peers.map((p) => p.id));
     this.modes = new SyncModes({ node: this.cfg.sync.node, common: this.cfg.sync.common });
     this.ownership = computeOwnership([], this.cfg.mode, this.cfg.backups);
-    this.maps = new ClusterMaps(deps.maps);
+    this.maps = new ClusterMaps(deps.maps, self, deps.monotonicNs);
     const send = (to: number, payload: SyncPayload): number => this.transport.send(to, payload);
     const waitForRoom = (to: number): Promise<void> => this.transport.waitForRoom(to);
     const current = (): Ownership => this.ownership;
@@ -315,7 +317,15 @@ export class ClusterNode {
    * it and take its buckets over.
    */
   private renewLease(): void {
-    this.maps.writeLease(this.d.monotonicNs() + BigInt(this.cfg.failureTimeoutMs) * 1_000_000n);
+    const now = this.d.monotonicNs();
+    if (this.leaseExpiresNs !== 0n && now >= this.leaseExpiresNs) {
+      // Owner stamps first: no packet may see the renewed lease with its entries still trusted.
+      this.maps.writeOwners(this.ownership.owner, true);
+      this.stats.add('lease_lapses');
+      this.log.warn({ lapsedMs: Number((now - this.leaseExpiresNs) / 1_000_000n) }, 'controller lease lapsed (event loop stalled): owned flows re-learn their windows');
+    }
+    this.leaseExpiresNs = now + BigInt(this.cfg.failureTimeoutMs) * 1_000_000n;
+    this.maps.writeLease(this.leaseExpiresNs);
   }
 
   /** Waits until every configured peer has announced itself, or a few failure timeouts. */

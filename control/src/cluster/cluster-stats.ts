@@ -24,6 +24,7 @@ export const CLUSTER_COUNTERS = [
   'join_timeouts',
   'join_incomplete',
   'join_expectations_sent',
+  'lease_lapses',
   'handovers_sent',
   'handovers_received',
   'fetch_requests',

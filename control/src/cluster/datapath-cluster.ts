@@ -6,10 +6,19 @@
 // stack get it as destination).
 import { readFileSync } from 'node:fs';
 import { mapUpdate, mapUpdateBatch } from '../bpf/libbpf.js';
-import { ClusterAddrLayout, IfaceInfoLayout, SwFamily } from '../gen/layout.js';
+import { BucketOwnerLayout, ClusterAddrLayout, IfaceInfoLayout, SwFamily } from '../gen/layout.js';
 import { addressBytes, macBytes } from '../net/address.js';
 import { SW_BUCKETS } from './bucket.js';
 
+const BUCKET_OWNER_SIZE = BucketOwnerLayout.size;
+const BUCKET_OWNER = BucketOwnerLayout.fields;
+/**
+ * A bucket's since_ns is set this far back: the data plane compares it with
+ * last_seen_ns from its coarse clock, which runs up to a tick behind this
+ * one, and an entry refreshed just after the change must not look older
+ * than it (it would be re-learned again and again for that tick).
+ */
+const SINCE_MARGIN_NS = 10_000_000n;
 const CLUSTER_ADDR_SIZE = ClusterAddrLayout.size;
 const CLUSTER_ADDR = ClusterAddrLayout.fields;
 const IFACE_INFO_SIZE = IfaceInfoLayout.size;
@@ -40,21 +49,41 @@ export function interfaceMac(name: string): Uint8Array {
 
 export class ClusterMaps {
   private readonly fds: ClusterMapFds;
+  private readonly selfId: number;
+  private readonly monotonicNs: () => bigint;
   private readonly bucketKeys: Uint8Array;
+  /** The owner array as last written (struct bucket_owner per bucket). */
+  private readonly owners = new Uint8Array(SW_BUCKETS * BUCKET_OWNER_SIZE);
+  private readonly ownersView = new DataView(this.owners.buffer);
   private readonly leaseKey = new Uint8Array(4);
   private readonly leaseValue = new Uint8Array(8);
   private readonly leaseView = new DataView(this.leaseValue.buffer);
 
-  constructor(fds: ClusterMapFds) {
+  constructor(fds: ClusterMapFds, selfId: number, monotonicNs: () => bigint) {
     this.fds = fds;
+    this.selfId = selfId;
+    this.monotonicNs = monotonicNs;
     const keys = new Uint32Array(SW_BUCKETS);
     for (let b = 0; b < SW_BUCKETS; b++) keys[b] = b;
     this.bucketKeys = new Uint8Array(keys.buffer);
   }
 
-  /** Replaces the whole owner array in one batch (node id per bucket, 0 = nobody). */
-  writeOwners(owner: Uint32Array): void {
-    mapUpdateBatch(this.fds.bucketOwnerFd, this.bucketKeys, new Uint8Array(owner.buffer, owner.byteOffset, SW_BUCKETS * 4), SW_BUCKETS);
+  /**
+   * Replaces the whole owner array in one batch (node id per bucket, 0 =
+   * nobody). Buckets this node gains are stamped with the time, so their
+   * entries re-learn their windows; with `regainedAll` every bucket it owns
+   * is (its lease lapsed: peers may have served them meanwhile).
+   */
+  writeOwners(owner: Uint32Array, regainedAll = false): void {
+    const since = this.monotonicNs() - SINCE_MARGIN_NS;
+    const v = this.ownersView;
+    for (let b = 0; b < SW_BUCKETS; b++) {
+      const off = b * BUCKET_OWNER_SIZE;
+      const gained = owner[b] === this.selfId && (regainedAll || v.getUint32(off + BUCKET_OWNER.node.offset, true) !== this.selfId);
+      if (gained) v.setBigUint64(off + BUCKET_OWNER.since_ns.offset, since, true);
+      v.setUint32(off + BUCKET_OWNER.node.offset, owner[b]!, true);
+    }
+    mapUpdateBatch(this.fds.bucketOwnerFd, this.bucketKeys, this.owners, SW_BUCKETS);
   }
 
   /** The data plane serves the cluster until expiresNs (CLOCK_MONOTONIC). */
