@@ -63,6 +63,7 @@ export const sampleStatus: StatusView = {
   ruleCount: 12,
   rulesLoadedAt: '2026-11-22T01:00:00.000Z',
   connections: sampleConnections.length,
+  connectionsCountedMsAgo: 700,
   tableCapacity: 262144,
 };
 

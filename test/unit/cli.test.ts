@@ -56,7 +56,7 @@ describe('syncwall CLI reading from a running management service', { concurrency
     const r = await cli('status');
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^version {6}0\.1\.0$/m);
-    assert.match(r.stdout, /^connections {2}5 of 262144$/m);
+    assert.match(r.stdout, /^connections {2}5 of 262144 \(counted 700ms ago\)$/m);
     assert.match(r.stdout, /^INTERFACE {2}ZONE {5}IFINDEX {2}XDP$/m);
     assert.match(r.stdout, /^veth-out {3}outside {8}5 {2}native$/m);
   });

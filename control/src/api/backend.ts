@@ -44,7 +44,9 @@ export interface StatusView {
   rulesFile: string;
   ruleCount: number;
   rulesLoadedAt: string;
+  /** As of the expiry sweeper's last full pass (connectionsCountedMsAgo ago). */
   connections: number;
+  connectionsCountedMsAgo: number;
   tableCapacity: number;
   /** Present on a cluster member. */
   cluster?: ClusterStatusView;

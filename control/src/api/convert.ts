@@ -46,6 +46,7 @@ export function statusToWire(s: StatusView): WireStatusReply {
     interfaces: s.interfaces.map((i) => ({ ...i })),
     uptimeMs: String(s.uptimeMs),
     connections: String(s.connections),
+    connectionsCountedMsAgo: String(s.connectionsCountedMsAgo),
     tableCapacity: String(s.tableCapacity),
     ...(cluster ? { cluster: { ...cluster, members: [...cluster.members] } } : {}),
   };
@@ -58,6 +59,7 @@ export function statusFromWire(w: WireStatusReply): StatusView {
     interfaces: w.interfaces.map((i) => ({ ...i })),
     uptimeMs: Number(w.uptimeMs),
     connections: Number(w.connections),
+    connectionsCountedMsAgo: Number(w.connectionsCountedMsAgo),
     tableCapacity: Number(w.tableCapacity),
     ...(cluster ? { cluster: clusterFromWire(cluster) } : {}),
   };

@@ -57,6 +57,7 @@ export interface WireStatusReply {
   ruleCount: number;
   rulesLoadedAt: string;
   connections: WireU64;
+  connectionsCountedMsAgo: WireU64;
   tableCapacity: WireU64;
   /** Absent (or null) on a single node. */
   cluster?: WireClusterStatus | null;

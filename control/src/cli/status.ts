@@ -12,7 +12,7 @@ export function formatStatus(s: StatusView, json: boolean): string {
       ['node', String(s.nodeId)],
       ['uptime', formatDuration(s.uptimeMs)],
       ['rules', `${s.ruleCount} from ${s.rulesFile}, loaded ${s.rulesLoadedAt}`],
-      ['connections', `${s.connections} of ${s.tableCapacity}`],
+      ['connections', `${s.connections} of ${s.tableCapacity} (counted ${formatDuration(s.connectionsCountedMsAgo)} ago)`],
       ...(s.cluster ? clusterStatusRows(s.cluster) : []),
     ],
     { headers: false },

@@ -222,10 +222,17 @@ export class Engine implements ManagementBackend {
       rulesFile: this.s.rulesFile,
       ruleCount: active.ruleSet.rules.length,
       rulesLoadedAt: active.loadedAt.toISOString(),
-      connections: this.table.count(),
+      ...this.connectionCount(),
       tableCapacity: this.dp.capacity,
       ...(this.cluster ? { cluster: this.cluster.status() } : {}),
     };
+  }
+
+  /** The sweeper's census; before its first full pass, a count made now. */
+  private connectionCount(): Pick<StatusView, 'connections' | 'connectionsCountedMsAgo'> {
+    const census = this.sweeper.census();
+    if (!census) return { connections: this.table.count(), connectionsCountedMsAgo: 0 };
+    return { connections: census.entries, connectionsCountedMsAgo: Math.round(performance.now() - census.atMs) };
   }
 
   peers(): PeerView[] {

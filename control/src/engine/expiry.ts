@@ -3,6 +3,8 @@
 // chunks), collects entries idle past their state's timeout, re-reads each
 // candidate (the data plane may have refreshed it since the chunk was read),
 // deletes the still-expired ones in one batch and reports them as removed.
+// A full pass also counts the table (census): `syncwall status` reports that
+// count instead of walking millions of entries itself.
 import { FLOW_KEY_SIZE, flowEntry, flowKey } from '../bpf/codec.js';
 import type { ConnTable } from '../bpf/conn-table.js';
 import { FlowFlag } from '../gen/layout.js';
@@ -31,6 +33,7 @@ export class ExpirySweeper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
   private stopped = false;
+  private lastCensus: { entries: number; atMs: number } | undefined;
 
   constructor(deps: ExpiryDeps) {
     this.d = deps;
@@ -51,11 +54,16 @@ export class ExpirySweeper {
     await this.running;
   }
 
+  /** Entries left after the last full pass and when it ended (performance.now()); undefined before the first. */
+  census(): { entries: number; atMs: number } | undefined {
+    return this.lastCensus;
+  }
+
   /** One full pass over the table; returns how many entries expired. */
   async sweep(): Promise<number> {
     const { table, timeouts } = this.d;
     let expired = 0;
-    await table.scanChunks(this.d.chunk, (keys, values, count) => {
+    const seen = await table.scanChunks(this.d.chunk, (keys, values, count) => {
       if (this.stopped) return false;
       const now = Number(this.d.monotonicNs());
       let n = 0;
@@ -71,6 +79,7 @@ export class ExpirySweeper {
       expired += this.removeStillExpired(n, now);
       return true;
     });
+    if (!this.stopped) this.lastCensus = { entries: seen - expired, atMs: performance.now() };
     return expired;
   }
 
