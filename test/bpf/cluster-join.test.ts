@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ConnTable } from '../../control/src/bpf/conn-table.js';
-import { ClusterNode, type Transport } from '../../control/src/cluster/cluster-node.js';
+import { ClusterNode } from '../../control/src/cluster/cluster-node.js';
 import type { TransportEvents } from '../../control/src/cluster/transport.js';
 import type { SyncPayload } from '../../control/src/cluster/types.js';
 import { parseConfig } from '../../control/src/config/load.js';
@@ -19,6 +19,7 @@ import { monotonicNs } from '../../control/src/engine/engine.js';
 import { FlowEventFeed } from '../../control/src/engine/flow-events.js';
 import { MapName } from '../../control/src/gen/layout.js';
 import { createLogger } from '../../control/src/log.js';
+import { scriptedTransport } from '../unit/scripted-transport.js';
 import { TestDataplane } from './harness.js';
 
 const FAILURE_TIMEOUT_MS = 200;
@@ -63,20 +64,9 @@ function startJoiner(): Joiner {
   ).cluster!;
   const dp = TestDataplane.load({ connEntries: 1024 });
   const requests: Joiner['requests'] = [];
-  let events: TransportEvents | undefined;
-  const transport: Transport = {
-    start: async () => {},
-    stop: async () => {},
-    setLocalState: () => {},
-    send: (_to, payload) => {
-      if (payload.kind === 'request') requests.push(payload);
-      return requests.length;
-    },
-    waitForRoom: async () => {},
-    waitAcked: async () => true,
-    peers: () => [],
-    stats: () => ({}) as ReturnType<Transport['stats']>,
-  };
+  const scripted = scriptedTransport((_to, payload) => {
+    if (payload.kind === 'request') requests.push(payload);
+  });
   const node = new ClusterNode({
     config,
     interfaces: [],
@@ -88,18 +78,15 @@ function startJoiner(): Joiner {
     monotonicNs,
     lastSeenGranularityNs: 1_000_000_000n,
     chunk: 64,
-    transport: (_opts, e) => {
-      events = e;
-      return transport;
-    },
+    transport: scripted.factory,
   });
   let active = false;
   // the peer announces itself before the node looks for peers
   const started = node.start().then(() => void (active = true));
-  events!.peerState(2, 'active', 'peer-incarnation-1');
+  scripted.events().peerState(2, 'active', 'peer-incarnation-1');
   return {
     node,
-    events: events!,
+    events: scripted.events(),
     requests,
     started,
     active: () => active,

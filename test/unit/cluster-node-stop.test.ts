@@ -9,12 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ConnTable } from '../../control/src/bpf/conn-table.js';
-import { ClusterNode, type Transport } from '../../control/src/cluster/cluster-node.js';
+import { ClusterNode } from '../../control/src/cluster/cluster-node.js';
 import type { TransportEvents } from '../../control/src/cluster/transport.js';
 import { parseConfig } from '../../control/src/config/load.js';
 import { FlowEventFeed } from '../../control/src/engine/flow-events.js';
 import { createLogger } from '../../control/src/log.js';
 import { MemoryTable } from './cluster-memory-table.js';
+import { scriptedTransport } from './scripted-transport.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sw-cluster-node-stop-'));
 for (const f of ['ca.pem', 'node-1.pem', 'node-1-key.pem']) writeFileSync(join(dir, f), 'PEM\n');
@@ -35,17 +36,7 @@ const CONFIG = [
 
 function nodeWithClosedMaps(): { node: ClusterNode; events: () => TransportEvents } {
   const config = parseConfig(CONFIG, join(dir, 'syncwall.yaml')).cluster!;
-  let captured: TransportEvents | undefined;
-  const transport: Transport = {
-    start: async () => {},
-    stop: async () => {},
-    setLocalState: () => {},
-    send: () => 0,
-    waitForRoom: async () => {},
-    waitAcked: async () => true,
-    peers: () => [],
-    stats: () => ({}) as ReturnType<Transport['stats']>,
-  };
+  const scripted = scriptedTransport();
   const node = new ClusterNode({
     config,
     interfaces: [],
@@ -57,12 +48,9 @@ function nodeWithClosedMaps(): { node: ClusterNode; events: () => TransportEvent
     monotonicNs: () => process.hrtime.bigint(),
     lastSeenGranularityNs: 1_000_000n,
     chunk: 64,
-    transport: (_opts, events) => {
-      captured = events;
-      return transport;
-    },
+    transport: scripted.factory,
   });
-  return { node, events: () => captured! };
+  return { node, events: scripted.events };
 }
 
 test('before stop, a peer becoming active changes ownership (and here hits the closed owner map)', () => {
