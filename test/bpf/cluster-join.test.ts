@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { ConnTable } from '../../control/src/bpf/conn-table.js';
 import { ClusterNode } from '../../control/src/cluster/cluster-node.js';
+import { FlowRecords } from '../../control/src/cluster/flow-records.js';
 import type { TransportEvents } from '../../control/src/cluster/transport.js';
 import type { SyncPayload } from '../../control/src/cluster/types.js';
 import { parseConfig } from '../../control/src/config/load.js';
@@ -97,7 +98,7 @@ function startJoiner(): Joiner {
   };
 }
 
-const bulk = (requestId: number, last: boolean): SyncPayload => ({ kind: 'bulk', requestId, entries: [], last });
+const bulk = (requestId: number, last: boolean): SyncPayload => ({ kind: 'bulk', requestId, entries: new FlowRecords(0), last });
 
 async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
   const end = Date.now() + timeoutMs;

@@ -8,10 +8,12 @@ import { bucketOf } from '../../control/src/cluster/bucket.js';
 import { ClusterStats } from '../../control/src/cluster/cluster-stats.js';
 import { FlowFetcher, type FetchClock } from '../../control/src/cluster/flow-fetch.js';
 import { computeOwnership } from '../../control/src/cluster/ownership.js';
-import type { FlowRecord, SyncPayload } from '../../control/src/cluster/types.js';
+import type { FlowRecords } from '../../control/src/cluster/flow-records.js';
+import type { SyncPayload } from '../../control/src/cluster/types.js';
 import { EventType, PuntMetaLayout, PuntSmallLayout } from '../../control/src/gen/layout.js';
 import { createLogger } from '../../control/src/log.js';
-import { keyBytes, tcpKey } from './cluster-memory-table.js';
+import { entry, keyBytes, tcpKey } from './cluster-memory-table.js';
+import { plain, recordsOf } from './flow-records-fixture.js';
 
 class FakeClock implements FetchClock {
   t = 0;
@@ -54,19 +56,18 @@ function missRecord(n: number, payload: number[], ifindex = 7): Uint8Array {
   return buf;
 }
 
-function answer(n: number): FlowRecord {
-  return {
-    key: tcpKey(n), state: 3, flags: 1, helper: 0, lastDir: 0, ownerNode: 2, ruleId: 1, version: 4,
-    win: [{ end: 1, maxEnd: 2, maxWin: 3, maxAck: 4, scale: 0, flags: 0 }, { end: 1, maxEnd: 2, maxWin: 3, maxAck: 4, scale: 0, flags: 0 }],
-    packets: [1n, 1n], bytes: [1n, 1n], ageMs: 10, idleMs: 1,
-  };
+/** A peer's bulk answer holding flows ns. */
+function answer(...ns: number[]): FlowRecords {
+  return recordsOf(ns.map((n) => ({ key: tcpKey(n), entry: entry({ ownerNode: 2, version: 4 + n }) })));
 }
+
+const none = (): FlowRecords => answer();
 
 function harness(maxHeld = 8) {
   const clock = new FakeClock();
   const stats = new ClusterStats();
   const sent: { to: number; payload: SyncPayload }[] = [];
-  const installed: FlowRecord[] = [];
+  const installed: ReturnType<typeof plain> = [];
   const reinjected: { frame: number[]; ifindex: number }[] = [];
   const ownership = computeOwnership([1, 2, 3, 4], 'load-sharing', 1);
   let ids = 0;
@@ -76,7 +77,7 @@ function harness(maxHeld = 8) {
     livePeers: () => [2, 3, 4],
     send: (to, payload) => sent.push({ to, payload }),
     nextRequestId: () => ++ids,
-    install: (records) => installed.push(...records),
+    install: (records) => installed.push(...plain(records)),
     reinject: (frame, ifindex) => reinjected.push({ frame: [...frame], ifindex }),
     stats,
     log: createLogger('error'),
@@ -108,8 +109,8 @@ test('held packets of one flow are re-injected, in order, once the backup answer
   const [req] = requestsTo(h.sent);
   assert.deepEqual(req && { to: req.to, ports: req.ports }, { to: backup, ports: [tcpKey(n).portA] }, 'one request, to the backup');
   assert.equal(h.fetcher.heldCount, 2);
-  assert.equal(h.fetcher.onBulk(backup, req!.id, [answer(n)], true), true);
-  assert.deepEqual(h.installed.map((r) => r.key.portA), [tcpKey(n).portA]);
+  assert.equal(h.fetcher.onBulk(backup, req!.id, answer(n + 1, n), true), true);
+  assert.deepEqual(h.installed, plain(answer(n)), 'only the held flow is installed, as sent');
   assert.deepEqual(h.reinjected, [{ frame: [1, 2, 3], ifindex: 7 }, { frame: [4, 5], ifindex: 7 }]);
   assert.equal(h.fetcher.heldCount, 0);
   assert.equal(h.stats.get('fetch_ok'), 1);
@@ -123,11 +124,11 @@ test('when the backup has nothing, everybody else is asked; the first answer win
   h.fetcher.onMiss(missRecord(n, [9]), 0);
   h.fetcher.flush();
   const [first] = requestsTo(h.sent);
-  h.fetcher.onBulk(backup, first!.id, [], true);
+  h.fetcher.onBulk(backup, first!.id, none(), true);
   const escalated = requestsTo(h.sent).slice(1);
   assert.deepEqual(escalated.map((r) => r.to).sort(), [2, 3, 4].filter((p) => p !== backup));
-  h.fetcher.onBulk(escalated[0]!.to, escalated[0]!.id, [answer(n)], true);
-  h.fetcher.onBulk(escalated[1]!.to, escalated[1]!.id, [answer(n)], true);
+  h.fetcher.onBulk(escalated[0]!.to, escalated[0]!.id, answer(n), true);
+  h.fetcher.onBulk(escalated[1]!.to, escalated[1]!.id, answer(n), true);
   assert.equal(h.installed.length, 1);
   assert.equal(h.reinjected.length, 1);
 });
@@ -140,7 +141,7 @@ test('a silent backup is bypassed after the escalation delay', () => {
   h.clock.advance(10);
   assert.deepEqual(requestsTo(h.sent).map((r) => r.to).sort(), [2, 3, 4]);
   const later = requestsTo(h.sent).find((r) => r.to !== backup)!;
-  h.fetcher.onBulk(later.to, later.id, [answer(n)], true);
+  h.fetcher.onBulk(later.to, later.id, answer(n), true);
   assert.equal(h.stats.get('fetch_ok'), 1);
 });
 
@@ -150,7 +151,7 @@ test('nobody has the flow: dropped as not found; nobody answers: dropped at the 
   h.fetcher.onMiss(missRecord(n, [9]), 0);
   h.fetcher.flush();
   h.clock.advance(10);
-  for (const r of requestsTo(h.sent)) h.fetcher.onBulk(r.to, r.id, [], true);
+  for (const r of requestsTo(h.sent)) h.fetcher.onBulk(r.to, r.id, none(), true);
   assert.equal(h.stats.get('fetch_not_found'), 1);
   assert.equal(h.stats.get('fetch_frames_dropped'), 1);
 
@@ -173,5 +174,5 @@ test('the number of held packets is bounded; answers to unknown requests are not
   h.fetcher.onMiss(missRecord(3, [3]), 0);
   assert.equal(h.fetcher.heldCount, 2);
   assert.equal(h.stats.get('fetch_held_full'), 1);
-  assert.equal(h.fetcher.onBulk(2, 999, [], true), false);
+  assert.equal(h.fetcher.onBulk(2, 999, none(), true), false);
 });

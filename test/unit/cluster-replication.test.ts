@@ -13,6 +13,7 @@ import type { SyncPayload } from '../../control/src/cluster/types.js';
 import { FlowFlag } from '../../control/src/gen/layout.js';
 import { createLogger } from '../../control/src/log.js';
 import { entry, keyBytes, MemoryTable, tcpKey } from './cluster-memory-table.js';
+import { plain, type PlainRecord } from './flow-records-fixture.js';
 
 const log = createLogger('error');
 const tick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -55,8 +56,11 @@ function harness(opts: { members?: number[]; modes?: SyncModes; next?: Ownership
   return { table, sent, stats, replicator, ownership: () => current, setOwnership: (o: Ownership) => (current = o) };
 }
 
-const entriesTo = (sent: Sent[], to: number): string[] =>
-  sent.filter((s) => s.to === to && s.payload.kind === 'entries').flatMap((s) => (s.payload.kind === 'entries' ? s.payload.entries.map((e) => String(e.key.portA)) : []));
+/** The records of `entries` payloads sent, readable. */
+const recordsSent = (sent: Sent[], to?: number): PlainRecord[] =>
+  sent.filter((s) => to === undefined || s.to === to).flatMap((s) => (s.payload.kind === 'entries' ? plain(s.payload.entries) : []));
+
+const entriesTo = (sent: Sent[], to: number): string[] => recordsSent(sent, to).map((r) => String(r.key.portA));
 
 test('sync modes: which kinds of sending each mode enables, switchable at run time', () => {
   const modes = new SyncModes({ node: 'combined', common: 'off' });
@@ -107,7 +111,9 @@ test('on demand: changes of owned flows go to their backups in one message per p
   const total = h.stats.get('entries_sent_node_on_demand');
   assert.equal(total, mine.length);
   const first = h.sent[0]!.payload;
-  assert.ok(first.kind === 'entries' && first.cls === 'node' && first.entries[0]!.version === 3);
+  assert.ok(first.kind === 'entries' && first.cls === 'node');
+  // the entry as the table holds it, its times made relative to the sender's clock (100 s)
+  assert.deepEqual(plain(first.entries)[0]!.entry, entry({ createdNs: 100_000_000_000n, lastSeenNs: 100_000_000_000n }));
 });
 
 test('on demand: common flows go to every live peer; removals follow the same routes', async () => {
@@ -152,7 +158,7 @@ test('periodic pass: full first, then only entries seen since the previous pass 
   h.table.put(tcpKey(mine[0]!), entry({ lastSeenNs: 105_000_000_000n }));
   h.table.put(tcpKey(mine[1]!), entry({ lastSeenNs: 99_500_000_000n })); // within the granularity before the previous pass
   await h.replicator.periodicPass();
-  assert.deepEqual(h.sent.flatMap((s) => (s.payload.kind === 'entries' ? s.payload.entries.map((e) => e.key.portA) : [])).sort(),
+  assert.deepEqual(recordsSent(h.sent).map((r) => r.key.portA).sort(),
     [tcpKey(mine[0]!).portA, tcpKey(mine[1]!).portA].sort());
   assert.equal(h.stats.get('periodic_passes'), 2);
 });

@@ -1,15 +1,18 @@
-// FlowRecord <-> protobuf: round trips, 64-bit counters, and messages from
-// older and newer schema versions (missing fields default, unknown ones are
-// skipped). The direct writer and reader are checked against protobufjs.
+// Struct bytes <-> protobuf FlowRecord: round trips, 64-bit counters and
+// times, and messages from older and newer schema versions (missing fields
+// default, unknown ones are skipped). The direct writer and reader are
+// checked against protobufjs and proto/sync.proto's field numbers.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
 import { EntryProtoError, readRecord, writeRecord } from '../../control/src/cluster/entry-proto.js';
+import { FlowRecords } from '../../control/src/cluster/flow-records.js';
 import { ProtoReader, ProtoReadError } from '../../control/src/cluster/proto-reader.js';
 import { ProtoWriter } from '../../control/src/cluster/proto-writer.js';
 import { decodeFrame, decodePayload, encodeFrame, encodePayload } from '../../control/src/cluster/transport-codec.js';
-import type { FlowRecord, SyncPayload } from '../../control/src/cluster/types.js';
+import type { SyncPayload } from '../../control/src/cluster/types.js';
 import { findInstallFile } from '../../control/src/install-files.js';
+import { plain, recordsOf, type PlainRecord } from './flow-records-fixture.js';
 
 const root = protobuf.loadSync(findInstallFile('proto/sync.proto'));
 const current = root.lookupType('syncwall.sync.v1.FlowRecord');
@@ -17,50 +20,95 @@ const current = root.lookupType('syncwall.sync.v1.FlowRecord');
 const wrapper = new protobuf.Type('RecordWrapper').add(new protobuf.Field('record', 1, 'syncwall.sync.v1.FlowRecord'));
 root.add(wrapper);
 
-/** r as the production encoder puts it on the wire, decoded by protobufjs into a message object. */
-function onWire(r: FlowRecord): Record<string, any> {
+/** The production encoder's bytes for a record (an embedded field 1). */
+function written(r: PlainRecord): Uint8Array {
   const w = new ProtoWriter();
-  writeRecord(w, 1, r);
-  return (wrapper.decode(w.finish()) as unknown as { record: Record<string, any> }).record;
+  writeRecord(w, 1, recordsOf([r]), 0);
+  return w.finish();
 }
 
-const v4: FlowRecord = {
+/** r as the production encoder puts it on the wire, decoded by protobufjs into a message object. */
+function onWire(r: PlainRecord): Record<string, any> {
+  return (wrapper.decode(written(r)) as unknown as { record: Record<string, any> }).record;
+}
+
+/** A FlowRecord message's bytes (from any encoder) read back by the production reader. */
+function readBare(message: Uint8Array): PlainRecord {
+  const wrapped = protobuf.Writer.create().uint32((1 << 3) | 2).bytes(message).finish();
+  const rd = new ProtoReader(wrapped);
+  assert.ok(rd.next());
+  const into = new FlowRecords();
+  readRecord(rd, into);
+  return plain(into)[0]!;
+}
+
+/** r written by the production writer, read back by the production reader. */
+function viaWire(r: PlainRecord): PlainRecord {
+  const rd = new ProtoReader(written(r));
+  assert.ok(rd.next());
+  const into = new FlowRecords();
+  readRecord(rd, into);
+  return plain(into)[0]!;
+}
+
+// In transit, created_ns and last_seen_ns hold "ns ago"; the wire carries whole ms.
+const MS = 1_000_000n;
+const v4: PlainRecord = {
   key: { family: 4, proto: 6, addrA: new Uint8Array([10, 0, 0, 1]), addrB: new Uint8Array([192, 168, 1, 9]), portA: 443, portB: 51000 },
-  state: 3, flags: 0x21, helper: 1, lastDir: 1, ownerNode: 65535, ruleId: 4_000_000_000, version: 17,
-  win: [
-    { end: 0xffffffff, maxEnd: 1, maxWin: 65535, maxAck: 0x80000000, scale: 14, flags: 3 },
-    { end: 5, maxEnd: 6, maxWin: 7, maxAck: 8, scale: 0, flags: 0 },
-  ],
-  packets: [0n, 2n ** 64n - 1n],
-  bytes: [2n ** 53n + 1n, 123n],
-  ageMs: 86_400_000 * 400,
-  idleMs: 0,
+  entry: {
+    state: 3, flags: 0x21, helper: 1, lastDir: 1, ownerNode: 65535, ruleId: 4_000_000_000, version: 17,
+    win: [
+      { end: 0xffffffff, maxEnd: 1, maxWin: 65535, maxAck: 0x80000000, scale: 14, flags: 3 },
+      { end: 5, maxEnd: 6, maxWin: 7, maxAck: 8, scale: 0, flags: 0 },
+    ],
+    lastSeenNs: 0n,
+    packets: [0n, 2n ** 64n - 1n],
+    bytes: [2n ** 53n + 1n, 123n],
+    createdNs: 86_400_000n * 400n * MS,
+    origIfindex: 0,
+  },
 };
-const v6: FlowRecord = {
+const v6: PlainRecord = {
   ...v4,
   key: { family: 6, proto: 17, addrA: new Uint8Array(16).fill(0x20), addrB: new Uint8Array(16).fill(0xfe), portA: 53, portB: 53 },
 };
 
-/** A FlowRecord message's bytes (from any encoder) read back by the production reader. */
-function readBare(message: Uint8Array): FlowRecord {
-  const wrapped = protobuf.Writer.create().uint32((1 << 3) | 2).bytes(message).finish();
-  const rd = new ProtoReader(wrapped);
-  assert.ok(rd.next());
-  return readRecord(rd);
-}
-
-/** r written by the production writer, read back by the production reader. */
-function viaWire(r: FlowRecord): FlowRecord {
-  const w = new ProtoWriter();
-  writeRecord(w, 1, r);
-  const rd = new ProtoReader(w.finish());
-  assert.ok(rd.next());
-  return readRecord(rd);
+/** What proto/sync.proto says record r is on the wire (protobufjs toObject form: uint64 as strings, bytes as arrays). */
+function expectedMessage(r: PlainRecord): Record<string, unknown> {
+  const e = r.entry;
+  const win = (w: PlainRecord['entry']['win'][number]) => ({ end: w.end, maxEnd: w.maxEnd, maxWin: w.maxWin, maxAck: w.maxAck, scale: w.scale, flags: w.flags });
+  return {
+    key: { family: r.key.family, proto: r.key.proto, addrA: [...r.key.addrA], addrB: [...r.key.addrB], portA: r.key.portA, portB: r.key.portB },
+    state: e.state, flags: e.flags, helper: e.helper, lastDir: e.lastDir, ownerNode: e.ownerNode, ruleId: e.ruleId, version: e.version,
+    winOrig: win(e.win[0]), winReply: win(e.win[1]),
+    packetsOrig: String(e.packets[0]), packetsReply: String(e.packets[1]), bytesOrig: String(e.bytes[0]), bytesReply: String(e.bytes[1]),
+    ageMs: String(e.createdNs / MS), idleMs: String(e.lastSeenNs / MS),
+  };
 }
 
 test('records survive the wire exactly, IPv4 and IPv6, counters up to 2^64-1', () => {
   assert.deepEqual(viaWire(v4), v4);
   assert.deepEqual(viaWire(v6), v6);
+});
+
+test('every field lands in its proto/sync.proto field, as protobufjs reads it', () => {
+  for (const r of [v4, v6]) {
+    assert.deepEqual(current.toObject(current.fromObject(onWire(r)), { longs: String, bytes: Array, defaults: true }), expectedMessage(r));
+  }
+});
+
+test('times go on the wire in whole milliseconds, rounded down, exact up to 2^64-1 ns', () => {
+  for (const ns of [0n, 999_999n, 1_000_000n, 2n ** 53n + 1_999_999n, 2n ** 63n + 12_345_678n, 2n ** 64n - 1n]) {
+    const r = { ...v4, entry: { ...v4.entry, createdNs: ns, lastSeenNs: ns } };
+    const m = current.toObject(current.fromObject(onWire(r)), { longs: String }) as { ageMs?: string; idleMs?: string };
+    assert.equal(m.ageMs ?? '0', String(ns / MS), `${ns} ns`);
+    assert.equal(viaWire(r).entry.createdNs, (ns / MS) * MS);
+  }
+});
+
+test('a time too far back for a u64 of ns saturates instead of wrapping', () => {
+  const bytes = current.encode({ ...onWire(v4), ageMs: '18446744073709551615' }).finish();
+  assert.equal(readBare(bytes).entry.createdNs, 2n ** 64n - 1n);
 });
 
 test('the reader reads what protobufjs writes, and protobufjs reads what the writer writes', () => {
@@ -72,20 +120,23 @@ test('the reader reads what protobufjs writes, and protobufjs reads what the wri
   const big = (): bigint => (BigInt(rnd(2 ** 31)) << BigInt(rnd(34))) + BigInt(rnd(1000));
   const win = () => ({ end: rnd(2 ** 31) * 2, maxEnd: rnd(2 ** 31), maxWin: rnd(65536), maxAck: rnd(2 ** 31), scale: rnd(15), flags: rnd(8) });
   for (let i = 0; i < 200; i++) {
-    const r: FlowRecord = {
-      ...(i % 2 ? v4 : v6),
-      state: rnd(8), flags: rnd(256), helper: rnd(3), lastDir: rnd(2), ownerNode: rnd(65536), ruleId: rnd(2 ** 31) * 2, version: rnd(2 ** 31),
-      win: [win(), win()],
-      packets: [big(), big()],
-      bytes: [big(), big()],
-      ageMs: rnd(2 ** 31) * rnd(2 ** 20),
-      idleMs: rnd(100),
+    const base = i % 2 ? v4 : v6;
+    const r: PlainRecord = {
+      key: base.key,
+      entry: {
+        state: rnd(8), flags: rnd(256), helper: rnd(3), lastDir: rnd(2), ownerNode: rnd(65536), ruleId: rnd(2 ** 31) * 2, version: rnd(2 ** 31),
+        win: [win(), win()],
+        packets: [big(), big()],
+        bytes: [big(), big()],
+        createdNs: BigInt(rnd(2 ** 31) * rnd(2 ** 12)) * MS, // up to 2^43 ms: within a u64 of ns
+        lastSeenNs: BigInt(rnd(100)) * MS,
+        origIfindex: 0,
+      },
     };
-    const w = new ProtoWriter();
-    writeRecord(w, 1, r);
     const m = onWire(r);
+    assert.deepEqual(current.toObject(current.fromObject(m), { longs: String, bytes: Array, defaults: true }), expectedMessage(r));
     // the same bytes as protobufjs writes for the record it decoded from ours
-    assert.deepEqual(Buffer.from(w.finish()), Buffer.from(wrapper.encode({ record: m }).finish()));
+    assert.deepEqual(Buffer.from(written(r)), Buffer.from(wrapper.encode({ record: m }).finish()));
     assert.deepEqual(readBare(current.encode(m).finish()), r);
   }
 });
@@ -97,11 +148,11 @@ test('a message from an older schema (fewer fields) decodes with defaults', () =
   const bytes = older.encode({ key: onWire(v4)['key'], state: 4, packetsOrig: 9 }).finish();
   const r = readBare(bytes);
   assert.deepEqual(r.key, v4.key);
-  assert.equal(r.state, 4);
-  assert.deepEqual(r.packets, [9n, 0n]);
-  assert.deepEqual(r.bytes, [0n, 0n]);
-  assert.deepEqual(r.win[1], { end: 0, maxEnd: 0, maxWin: 0, maxAck: 0, scale: 0, flags: 0 });
-  assert.equal(r.ageMs, 0);
+  assert.equal(r.entry.state, 4);
+  assert.deepEqual(r.entry.packets, [9n, 0n]);
+  assert.deepEqual(r.entry.bytes, [0n, 0n]);
+  assert.deepEqual(r.entry.win[1], { end: 0, maxEnd: 0, maxWin: 0, maxAck: 0, scale: 0, flags: 0 });
+  assert.equal(r.entry.createdNs, 0n);
 });
 
 test('a message from a newer schema (extra fields, also in nested messages) decodes, the extras ignored', () => {
@@ -126,7 +177,7 @@ test('keys no data plane could hold are rejected with a reason', () => {
 });
 
 test('broken bytes are refused, not misread', () => {
-  const whole = encodeFrame({ ack: 1, firstSeq: 2, payloads: [encodePayload({ kind: 'entries', cls: 'node', entries: [v4] })] });
+  const whole = encodeFrame({ ack: 1, firstSeq: 2, payloads: [encodePayload({ kind: 'entries', cls: 'node', entries: recordsOf([v4]) })] });
   assert.throws(() => decodeFrame(whole.subarray(0, whole.length - 3)), ProtoReadError);
   const payload = decodeFrame(whole).payloads[0]!;
   assert.throws(() => decodePayload(payload.subarray(0, payload.length - 1)), ProtoReadError);
@@ -135,11 +186,12 @@ test('broken bytes are refused, not misread', () => {
 
 test('every payload kind survives a frame; seqs follow first_seq; hello and heartbeat ride along', () => {
   const payloads: SyncPayload[] = [
-    { kind: 'entries', cls: 'common', entries: [v4, v6] },
+    { kind: 'entries', cls: 'common', entries: recordsOf([v4, v6]) },
     { kind: 'removes', keys: [v6.key] },
     { kind: 'request', requestId: 3, flows: [v4.key] },
     { kind: 'request', requestId: 4, all: true },
-    { kind: 'bulk', requestId: 4, entries: [], last: true },
+    { kind: 'bulk', requestId: 4, entries: recordsOf([v6]), last: true },
+    { kind: 'bulk', requestId: 5, entries: recordsOf([]), last: false },
     { kind: 'handover', buckets: [0, 5, 1023] },
   ];
   const hello = { clusterId: 'c', nodeId: 3, incarnation: 'i-1', state: 'draining' as const, ackedIncarnation: 'i-0' };
@@ -148,7 +200,8 @@ test('every payload kind survives a frame; seqs follow first_seq; hello and hear
   assert.equal(frame.firstSeq, 77);
   assert.deepEqual(frame.hello, hello);
   assert.equal(frame.heartbeat, 'active');
-  assert.deepEqual(frame.payloads.map(decodePayload), payloads);
+  const readable = (p: SyncPayload): unknown => (p.kind === 'entries' || p.kind === 'bulk' ? { ...p, entries: plain(p.entries) } : p);
+  assert.deepEqual(frame.payloads.map((p) => readable(decodePayload(p))), payloads.map(readable));
   const bare = decodeFrame(encodeFrame({ ack: 0, firstSeq: 0, payloads: [] }));
   assert.deepEqual(bare, { ack: 0, firstSeq: 0, payloads: [], hello: null, heartbeat: null });
 });

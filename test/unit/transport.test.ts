@@ -1,7 +1,8 @@
 // The peer sync transport over real gRPC on 127.0.0.1 with real certificates.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import type { FlowRecord, SyncPayload } from '../../control/src/cluster/types.js';
+import type { SyncPayload } from '../../control/src/cluster/types.js';
+import { plain, recordsOf, sampleRecord } from './flow-records-fixture.js';
 import { addr, makeCertDirs, startNode, waitFor, type Node } from './transport-fixture.js';
 
 let certs: ReturnType<typeof makeCertDirs>;
@@ -10,18 +11,12 @@ before(() => {
 });
 after(() => certs.cleanup());
 
-function record(i: number): FlowRecord {
-  const w = { end: 1000 + i, maxEnd: 2000 + i, maxWin: 65535, maxAck: 3000 + i, scale: 7, flags: 0 };
-  return {
-    key: { family: 4, proto: 6, addrA: new Uint8Array([10, 0, 0, 1]), addrB: new Uint8Array([10, 0, 1, (i % 250) + 1]), portA: 1024 + i, portB: 80 },
-    state: 3, flags: 1, helper: 0, lastDir: 0, ownerNode: 1, ruleId: 9, version: i,
-    win: [w, { ...w, end: 5 }],
-    packets: [BigInt(i), 2n], bytes: [BigInt(i) * 1500n, 2n ** 60n],
-    ageMs: 1000, idleMs: 5,
-  };
-}
+const entries = (from: number, n: number): SyncPayload => ({ kind: 'entries', cls: 'node', entries: recordsOf(Array.from({ length: n }, (_, i) => sampleRecord(from + i))) });
 
-const entries = (from: number, n: number): SyncPayload => ({ kind: 'entries', cls: 'node', entries: Array.from({ length: n }, (_, i) => record(from + i)) });
+/** A payload with its records as readable key/entry pairs, to compare what was sent with what arrived. */
+function readable(p: SyncPayload): unknown {
+  return p.kind === 'entries' || p.kind === 'bulk' ? { ...p, entries: plain(p.entries) } : p;
+}
 
 async function stopAll(...nodes: (Node | undefined)[]): Promise<void> {
   await Promise.all(nodes.map((n) => n?.transport.stop()));
@@ -37,13 +32,14 @@ async function pair(): Promise<[Node, Node]> {
 test('two transports exchange entries both ways, every payload acked', async () => {
   const [a, b] = await pair();
   try {
-    const sent: SyncPayload[] = [entries(0, 3), { kind: 'removes', keys: [record(1).key] }, { kind: 'request', requestId: 7, buckets: [1, 1023], common: true }];
+    const sent: SyncPayload[] = [entries(0, 3), { kind: 'removes', keys: [sampleRecord(1).key] }, { kind: 'request', requestId: 7, buckets: [1, 1023], common: true }];
     const seqs = sent.map((p) => a.transport.send(2, p));
-    const back = b.transport.send(1, { kind: 'bulk', requestId: 7, entries: [record(42)], last: true });
+    const bulk: SyncPayload = { kind: 'bulk', requestId: 7, entries: recordsOf([sampleRecord(42)]), last: true };
+    const back = b.transport.send(1, bulk);
     assert.deepEqual(await Promise.all(seqs.map((s) => a.transport.waitAcked(2, s, 10000))), [true, true, true]);
     assert.equal(await b.transport.waitAcked(1, back, 10000), true);
-    assert.deepEqual(b.messages.map((m) => m.payload), sent);
-    assert.deepEqual(a.messages, [{ from: 2, payload: { kind: 'bulk', requestId: 7, entries: [record(42)], last: true } }]);
+    assert.deepEqual(b.messages.map((m) => readable(m.payload)), sent.map(readable));
+    assert.deepEqual(a.messages.map((m) => ({ from: m.from, payload: readable(m.payload) })), [{ from: 2, payload: readable(bulk) }]);
     const [peer] = a.transport.peers();
     assert.equal(peer?.connected, true);
     assert.equal(peer?.sentSeq, 3);

@@ -157,6 +157,14 @@ function putU64(b: Uint8Array, o: number, v: bigint): void {
   putU32(b, o + 4, Number((v >> 32n) & 0xffffffffn));
 }
 
+/**
+ * Field offsets and integer access for code that converts whole structs
+ * field by field without building objects (cluster replication to and from
+ * protobuf). Offsets are relative to the struct's start.
+ */
+export const structFields = { key: K, window: W, entry: E, windowSize: TcpWindowLayout.size } as const;
+export const bytesLE = { u16, u32, be16, putU16, putU32, putBe16 } as const;
+
 /** A normalized flow key: endpoint A is the smaller (address, port) pair. */
 export interface FlowKey {
   family: number;

@@ -24,6 +24,7 @@ import type { Logger } from '../log.js';
 import { ClusterStats } from './cluster-stats.js';
 import { ClusterMaps, interfaceMac, type ClusterMapFds } from './datapath-cluster.js';
 import { FlowFetcher, realClock } from './flow-fetch.js';
+import type { FlowRecords } from './flow-records.js';
 import { JoinTransfer } from './join.js';
 import { Membership } from './membership.js';
 import { computeOwnership, type Ownership } from './ownership.js';
@@ -32,7 +33,7 @@ import { Replicator } from './replicator.js';
 import { StateServer } from './state-server.js';
 import { SyncModes } from './sync-modes.js';
 import { PeerTransport, type TransportEvents, type TransportOptions } from './transport.js';
-import type { FlowRecord, NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
+import type { NodeState, StateClass, SyncMode, SyncPayload } from './types.js';
 
 /** The part of PeerTransport the node uses (a test can run nodes over an in-process transport). */
 export type Transport = Pick<PeerTransport, 'start' | 'stop' | 'setLocalState' | 'send' | 'waitForRoom' | 'waitAcked' | 'peers' | 'stats'>;
@@ -420,7 +421,7 @@ export class ClusterNode {
     this.stats.add('join_expectations_sent', live.length);
   }
 
-  private onJoinBulk(from: number, requestId: number, entries: FlowRecord[], last: boolean): void {
+  private onJoinBulk(from: number, requestId: number, entries: FlowRecords, last: boolean): void {
     if (!this.joining?.onBulk(from, requestId, last)) return;
     this.stats.add('bulk_entries_received', entries.length);
     this.replicas.install(entries);

@@ -1,18 +1,25 @@
-// The one place a FlowRecord (and a helper's ExpectationRecord) becomes a
-// protobuf message (proto/sync.proto FlowRecord, Expectation) and back:
-// writeRecord and readRecord on the replication hot path (straight to and
-// from the wire), the *FromProto/*ToProto pairs for the rarer messages
-// protobufjs handles. Replication never ships struct bytes: the message
-// survives field additions on either side, so nodes of different versions
-// sync during an upgrade. Shapes follow protobufjs: camelCase fields, uint64 as
-// a number (exact below 2^53) or a Long-like {low, high} pair, bytes as
-// Uint8Array. Decoding accepts what protobufjs hands over: absent scalars read
-// as their default, absent sub-messages as null/undefined.
-import type { FlowKey, TcpWindow } from '../bpf/codec.js';
+// The one place a connection entry (and a helper's ExpectationRecord)
+// becomes a protobuf message (proto/sync.proto FlowRecord, Expectation) and
+// back: writeRecord and readRecord on the replication hot path, straight
+// between struct bytes (flow-records.ts) and the wire; the *FromProto/*ToProto
+// pairs for the rarer messages protobufjs handles. Replication never ships
+// struct bytes: the message survives field additions on either side, so
+// nodes of different versions sync during an upgrade. Shapes follow
+// protobufjs: camelCase fields, uint64 as a number (exact below 2^53) or a
+// Long-like {low, high} pair, bytes as Uint8Array. Decoding accepts what
+// protobufjs hands over: absent scalars read as their default, absent
+// sub-messages as null/undefined.
+import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, bytesLE, structFields, type FlowKey } from '../bpf/codec.js';
 import { SwFamily } from '../gen/layout.js';
+import type { FlowRecords } from './flow-records.js';
 import type { ProtoReader } from './proto-reader.js';
 import type { ProtoWriter } from './proto-writer.js';
-import type { ExpectationRecord, FlowRecord } from './types.js';
+import type { ExpectationRecord } from './types.js';
+
+const { u16, u32, be16, putU16, putU32, putBe16 } = bytesLE;
+const { key: K, window: W, entry: E, windowSize: WINDOW_SIZE } = structFields;
+/** Address bytes a struct flow_key holds (IPv6). */
+const ADDR_MAX = 16;
 
 export class EntryProtoError extends Error {
   override name = 'EntryProtoError';
@@ -43,16 +50,20 @@ export function keyToProto(k: FlowKey): ProtoFlowKey {
 
 const ADDR_LENGTH: Record<number, number> = { [SwFamily.SW_FAMILY_V4]: 4, [SwFamily.SW_FAMILY_V6]: 16 };
 
+/** Throws EntryProtoError unless a data plane can hold the key (known family, address lengths to match). */
+function checkKey(family: number, lenA: number, lenB: number): void {
+  const len = ADDR_LENGTH[family];
+  if (len === undefined) throw new EntryProtoError(`flow key: unknown address family ${family}`);
+  if (lenA !== len || lenB !== len) throw new EntryProtoError(`flow key: family ${family} needs ${len}-byte addresses, got ${lenA} and ${lenB}`);
+}
+
 /** Throws EntryProtoError for a key no data plane could hold (unknown family, wrong address length). */
 export function keyFromProto(m: ProtoFlowKey | null | undefined): FlowKey {
   if (!m) throw new EntryProtoError('flow key missing');
   const family = m.family ?? 0;
-  const len = ADDR_LENGTH[family];
-  if (len === undefined) throw new EntryProtoError(`flow key: unknown address family ${family}`);
   const addrA = m.addrA ?? new Uint8Array(0);
   const addrB = m.addrB ?? new Uint8Array(0);
-  if (addrA.length !== len || addrB.length !== len)
-    throw new EntryProtoError(`flow key: family ${family} needs ${len}-byte addresses, got ${addrA.length} and ${addrB.length}`);
+  checkKey(family, addrA.length, addrB.length);
   return {
     family,
     proto: m.proto ?? 0,
@@ -65,136 +76,162 @@ export function keyFromProto(m: ProtoFlowKey | null | undefined): FlowKey {
 }
 
 /**
- * Writes r as an embedded FlowRecord message of proto/sync.proto: the one
- * place a FlowRecord is encoded, without intermediate objects (the
- * replication hot path).
- * Field numbers are those of proto/sync.proto; zero scalars are omitted, as
- * proto3 allows.
+ * Writes record i of `records` as an embedded FlowRecord message of
+ * proto/sync.proto, field by field from the struct bytes (the replication
+ * hot path: no object, no BigInt). Field numbers are those of
+ * proto/sync.proto; zero scalars are omitted, as proto3 allows.
  */
-export function writeRecord(w: ProtoWriter, field: number, r: FlowRecord): void {
+export function writeRecord(w: ProtoWriter, field: number, records: FlowRecords, i: number): void {
+  const v = records.values;
+  const o = i * FLOW_ENTRY_SIZE;
   const at = w.begin(field);
-  writeKey(w, 1, r.key);
-  w.uint32(2, r.state);
-  w.uint32(3, r.flags);
-  w.uint32(4, r.helper);
-  w.uint32(5, r.lastDir);
-  w.uint32(6, r.ownerNode);
-  w.uint32(7, r.ruleId);
-  w.uint32(8, r.version);
-  writeWindow(w, 9, r.win[0]);
-  writeWindow(w, 10, r.win[1]);
-  w.uint64(11, r.packets[0]);
-  w.uint64(12, r.packets[1]);
-  w.uint64(13, r.bytes[0]);
-  w.uint64(14, r.bytes[1]);
-  w.uint53(15, Math.max(0, Math.round(r.ageMs)));
-  w.uint53(16, Math.max(0, Math.round(r.idleMs)));
+  writeKey(w, 1, records.keys, i * FLOW_KEY_SIZE);
+  w.uint32(2, v[o + E.state]!);
+  w.uint32(3, v[o + E.flags]!);
+  w.uint32(4, v[o + E.helper]!);
+  w.uint32(5, v[o + E.lastDir]!);
+  w.uint32(6, u16(v, o + E.ownerNode));
+  w.uint32(7, u32(v, o + E.ruleId));
+  w.uint32(8, u32(v, o + E.version));
+  writeWindow(w, 9, v, o + E.win);
+  writeWindow(w, 10, v, o + E.win + WINDOW_SIZE);
+  w.uint64(11, u32(v, o + E.packets), u32(v, o + E.packets + 4));
+  w.uint64(12, u32(v, o + E.packets + 8), u32(v, o + E.packets + 12));
+  w.uint64(13, u32(v, o + E.bytes), u32(v, o + E.bytes + 4));
+  w.uint64(14, u32(v, o + E.bytes + 8), u32(v, o + E.bytes + 12));
+  // in transit created/last_seen hold "ns ago" (flow-records.ts); the wire has whole ms
+  w.uint53(15, msOfNs(v, o + E.createdNs));
+  w.uint53(16, msOfNs(v, o + E.lastSeenNs));
   w.end(at);
 }
 
-function writeKey(w: ProtoWriter, field: number, k: FlowKey): void {
+/** Writes the struct flow_key at keys[off] as an embedded FlowKey message. */
+export function writeKey(w: ProtoWriter, field: number, keys: Uint8Array, off: number): void {
+  const family = keys[off + K.family]!;
+  const len = family === SwFamily.SW_FAMILY_V4 ? 4 : 16;
   const at = w.begin(field);
-  w.uint32(1, k.family);
-  w.uint32(2, k.proto);
-  w.bytes(3, k.addrA);
-  w.bytes(4, k.addrB);
-  w.uint32(5, k.portA);
-  w.uint32(6, k.portB);
+  w.uint32(1, family);
+  w.uint32(2, keys[off + K.proto]!);
+  w.bytes(3, keys, off + K.addrA, len);
+  w.bytes(4, keys, off + K.addrB, len);
+  w.uint32(5, be16(keys, off + K.portA));
+  w.uint32(6, be16(keys, off + K.portB));
   w.end(at);
 }
 
-function writeWindow(w: ProtoWriter, field: number, t: TcpWindow): void {
+function writeWindow(w: ProtoWriter, field: number, v: Uint8Array, o: number): void {
   const at = w.begin(field);
-  w.uint32(1, t.end);
-  w.uint32(2, t.maxEnd);
-  w.uint32(3, t.maxWin);
-  w.uint32(4, t.maxAck);
-  w.uint32(5, t.scale);
-  w.uint32(6, t.flags);
+  w.uint32(1, u32(v, o + W.end));
+  w.uint32(2, u32(v, o + W.maxEnd));
+  w.uint32(3, u32(v, o + W.maxWin));
+  w.uint32(4, u32(v, o + W.maxAck));
+  w.uint32(5, v[o + W.scale]!);
+  w.uint32(6, v[o + W.flags]!);
   w.end(at);
 }
 
 /**
  * Reads the embedded FlowRecord message the reader stands on (field of wire
- * type 2), the inverse of writeRecord. Fields an older sender did not know
- * read as 0; fields a newer sender added are skipped. Throws EntryProtoError
- * for a key no data plane could hold, ProtoReadError for broken bytes.
+ * type 2) into a new record of `into`, the inverse of writeRecord. Fields
+ * an older sender did not know read as 0; fields a newer sender added are
+ * skipped. Throws EntryProtoError for a key no data plane could hold,
+ * ProtoReadError for broken bytes; either way `into` gains no record.
  */
-export function readRecord(rd: ProtoReader): FlowRecord {
+export function readRecord(rd: ProtoReader, into: FlowRecords): void {
   const end = rd.message();
-  let key: FlowKey | null = null;
-  let state = 0, flags = 0, helper = 0, lastDir = 0, ownerNode = 0, ruleId = 0, version = 0, ageMs = 0, idleMs = 0;
-  let winOrig = EMPTY_WINDOW, winReply = EMPTY_WINDOW;
-  let packetsOrig = 0n, packetsReply = 0n, bytesOrig = 0n, bytesReply = 0n;
+  const i = into.reserve();
+  const v = into.values;
+  const o = i * FLOW_ENTRY_SIZE;
+  let key = false;
   while (rd.next(end)) {
     switch (rd.field) {
-      case 1: key = readKey(rd); break;
-      case 2: state = rd.uint32(); break;
-      case 3: flags = rd.uint32(); break;
-      case 4: helper = rd.uint32(); break;
-      case 5: lastDir = rd.uint32(); break;
-      case 6: ownerNode = rd.uint32(); break;
-      case 7: ruleId = rd.uint32(); break;
-      case 8: version = rd.uint32(); break;
-      case 9: winOrig = readWindow(rd); break;
-      case 10: winReply = readWindow(rd); break;
-      case 11: packetsOrig = rd.uint64(); break;
-      case 12: packetsReply = rd.uint64(); break;
-      case 13: bytesOrig = rd.uint64(); break;
-      case 14: bytesReply = rd.uint64(); break;
-      case 15: ageMs = rd.uint53(); break;
-      case 16: idleMs = rd.uint53(); break;
+      case 1: readKey(rd, into.keys, i * FLOW_KEY_SIZE); key = true; break;
+      case 2: v[o + E.state] = rd.uint32(); break;
+      case 3: v[o + E.flags] = rd.uint32(); break;
+      case 4: v[o + E.helper] = rd.uint32(); break;
+      case 5: v[o + E.lastDir] = rd.uint32(); break;
+      case 6: putU16(v, o + E.ownerNode, rd.uint32()); break;
+      case 7: putU32(v, o + E.ruleId, rd.uint32()); break;
+      case 8: putU32(v, o + E.version, rd.uint32()); break;
+      case 9: readWindow(rd, v, o + E.win); break;
+      case 10: readWindow(rd, v, o + E.win + WINDOW_SIZE); break;
+      case 11: rd.uint64To(v, o + E.packets); break;
+      case 12: rd.uint64To(v, o + E.packets + 8); break;
+      case 13: rd.uint64To(v, o + E.bytes); break;
+      case 14: rd.uint64To(v, o + E.bytes + 8); break;
+      case 15: putNsOfMs(v, o + E.createdNs, rd.uint53()); break;
+      case 16: putNsOfMs(v, o + E.lastSeenNs, rd.uint53()); break;
       default: rd.skip();
     }
   }
   if (!key) throw new EntryProtoError('flow key missing');
-  return {
-    key, state, flags, helper, lastDir, ownerNode, ruleId, version,
-    // a window the sender left out (all zero) is a fresh copy: records are mutable
-    win: [winOrig === EMPTY_WINDOW ? { ...EMPTY_WINDOW } : winOrig, winReply === EMPTY_WINDOW ? { ...EMPTY_WINDOW } : winReply],
-    packets: [packetsOrig, packetsReply],
-    bytes: [bytesOrig, bytesReply],
-    ageMs, idleMs,
-  };
+  into.commit();
 }
 
-function readKey(rd: ProtoReader): FlowKey {
+/**
+ * Reads the embedded FlowKey message the reader stands on into the struct
+ * flow_key at keys[off] (padding and unused address bytes zeroed). Throws
+ * EntryProtoError for a key no data plane could hold.
+ */
+export function readKey(rd: ProtoReader, keys: Uint8Array, off: number): void {
   const end = rd.message();
-  let family = 0, proto = 0, portA = 0, portB = 0;
-  let addrA: Uint8Array | undefined;
-  let addrB: Uint8Array | undefined;
+  keys.fill(0, off, off + FLOW_KEY_SIZE);
+  let family = 0;
+  let lenA = 0;
+  let lenB = 0;
   while (rd.next(end)) {
     switch (rd.field) {
       case 1: family = rd.uint32(); break;
-      case 2: proto = rd.uint32(); break;
-      case 3: addrA = rd.bytes(); break;
-      case 4: addrB = rd.bytes(); break;
-      case 5: portA = rd.uint32(); break;
-      case 6: portB = rd.uint32(); break;
+      case 2: keys[off + K.proto] = rd.uint32(); break;
+      case 3: lenA = rd.bytesTo(keys, off + K.addrA, ADDR_MAX); break;
+      case 4: lenB = rd.bytesTo(keys, off + K.addrB, ADDR_MAX); break;
+      case 5: putBe16(keys, off + K.portA, rd.uint32()); break;
+      case 6: putBe16(keys, off + K.portB, rd.uint32()); break;
       default: rd.skip();
     }
   }
-  return keyFromProto({ family, proto, addrA, addrB, portA, portB });
+  checkKey(family, lenA, lenB);
+  keys[off + K.family] = family;
 }
 
-function readWindow(rd: ProtoReader): TcpWindow {
+function readWindow(rd: ProtoReader, v: Uint8Array, o: number): void {
   const end = rd.message();
-  let wEnd = 0, maxEnd = 0, maxWin = 0, maxAck = 0, scale = 0, flags = 0;
   while (rd.next(end)) {
     switch (rd.field) {
-      case 1: wEnd = rd.uint32(); break;
-      case 2: maxEnd = rd.uint32(); break;
-      case 3: maxWin = rd.uint32(); break;
-      case 4: maxAck = rd.uint32(); break;
-      case 5: scale = rd.uint32(); break;
-      case 6: flags = rd.uint32(); break;
+      case 1: putU32(v, o + W.end, rd.uint32()); break;
+      case 2: putU32(v, o + W.maxEnd, rd.uint32()); break;
+      case 3: putU32(v, o + W.maxWin, rd.uint32()); break;
+      case 4: putU32(v, o + W.maxAck, rd.uint32()); break;
+      case 5: v[o + W.scale] = rd.uint32(); break;
+      case 6: v[o + W.flags] = rd.uint32(); break;
       default: rd.skip();
     }
   }
-  return { end: wEnd, maxEnd, maxWin, maxAck, scale, flags };
 }
 
-const EMPTY_WINDOW: Readonly<TcpWindow> = { end: 0, maxEnd: 0, maxWin: 0, maxAck: 0, scale: 0, flags: 0 };
+const TWO_32 = 0x1_0000_0000;
+const NS_PER_MS = 1_000_000;
+
+/**
+ * The u64 of nanoseconds at buf[off] in whole milliseconds (rounded down),
+ * exact over the whole range: with 2^32 = 4294·10^6 + 967296, the part left
+ * to divide stays below 2^52, where a double's quotient never rounds across
+ * an integer.
+ */
+function msOfNs(buf: Uint8Array, off: number): number {
+  const hi = u32(buf, off + 4);
+  return hi * 4294 + Math.floor((hi * 967296 + u32(buf, off)) / NS_PER_MS);
+}
+
+/** Stores ms milliseconds as a u64 of nanoseconds at buf[off], saturating (a time that far back clamps to 0 later). */
+function putNsOfMs(buf: Uint8Array, off: number, ms: number): void {
+  const msHi = Math.floor(ms / TWO_32);
+  const low = (ms - msHi * TWO_32) * NS_PER_MS;
+  const hi = msHi * NS_PER_MS + Math.floor(low / TWO_32);
+  const saturated = hi >= TWO_32;
+  putU32(buf, off, saturated ? 0xffff_ffff : low % TWO_32);
+  putU32(buf, off + 4, saturated ? 0xffff_ffff : hi);
+}
 
 export interface ProtoExpectation {
   family?: number;

@@ -13,8 +13,9 @@ import { FLOW_KEY_SIZE, flowKey, puntMeta, type FlowKey } from '../bpf/codec.js'
 import type { Logger } from '../log.js';
 import { bucketOf } from './bucket.js';
 import type { ClusterStats } from './cluster-stats.js';
+import { FlowRecords } from './flow-records.js';
 import type { Ownership } from './ownership.js';
-import type { FlowRecord, SyncPayload } from './types.js';
+import type { SyncPayload } from './types.js';
 
 export interface FetchClock {
   now(): number;
@@ -35,7 +36,7 @@ export interface FlowFetchDeps {
   send(to: number, payload: SyncPayload): number;
   nextRequestId(): number;
   /** Installs fetched entries (the replica store: this node has no entry, so they go in). */
-  install(records: FlowRecord[]): void;
+  install(records: FlowRecords): void;
   reinject(frame: Uint8Array, ifindex: number): void;
   stats: ClusterStats;
   log: Logger;
@@ -72,7 +73,6 @@ export class FlowFetcher {
   /** Keys to ask each peer for on the next flush. */
   private readonly toAsk = new Map<number, string[]>();
   private heldFrames = 0;
-  private readonly keyBuf = new Uint8Array(FLOW_KEY_SIZE);
 
   constructor(deps: FlowFetchDeps) {
     this.d = deps;
@@ -136,13 +136,20 @@ export class FlowFetcher {
   }
 
   /** A bulk answer; returns false if it answers no request of ours. */
-  onBulk(from: number, requestId: number, entries: FlowRecord[], last: boolean): boolean {
+  onBulk(from: number, requestId: number, entries: FlowRecords, last: boolean): boolean {
     const request = this.requests.get(requestId);
     if (!request || request.peer !== from) return false;
-    const useful = entries.filter((r) => this.held.has(this.recordId(r)));
+    const useful = new FlowRecords();
+    const ids: string[] = [];
+    for (let i = 0; i < entries.length; i++) {
+      const id = keyId(entries.keys, i * FLOW_KEY_SIZE);
+      if (!this.held.has(id)) continue;
+      useful.addRecord(entries, i);
+      ids.push(id);
+    }
     if (useful.length > 0) {
       this.d.install(useful);
-      for (const r of useful) this.resolve(this.recordId(r));
+      for (const id of ids) this.resolve(id);
     }
     if (!last) return true;
     this.requests.delete(requestId);
@@ -220,10 +227,5 @@ export class FlowFetcher {
     for (const t of flow.timers) this.d.clock.clearTimeout(t);
     this.held.delete(id);
     this.heldFrames -= flow.frames.length;
-  }
-
-  private recordId(r: FlowRecord): string {
-    flowKey.write(this.keyBuf, 0, r.key);
-    return keyId(this.keyBuf, 0);
   }
 }

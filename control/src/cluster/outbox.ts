@@ -3,7 +3,8 @@
 // peer, split at MAX_ENTRIES_PER_MESSAGE. Returns the last sequence number
 // per peer so callers can wait for the acks (drain).
 import type { FlowKey } from '../bpf/codec.js';
-import type { FlowRecord, StateClass, SyncPayload } from './types.js';
+import { FlowRecords, type ClockReading } from './flow-records.js';
+import type { StateClass, SyncPayload } from './types.js';
 
 /** Entries per sync message; a bulk transfer is many of these. */
 export const MAX_ENTRIES_PER_MESSAGE = 1000;
@@ -11,25 +12,33 @@ export const MAX_ENTRIES_PER_MESSAGE = 1000;
 export type SendFn = (to: number, payload: SyncPayload) => number;
 
 interface PeerBox {
-  node: FlowRecord[];
-  common: FlowRecord[];
+  /** Messages' worth of records, each at most MAX_ENTRIES_PER_MESSAGE. */
+  node: FlowRecords[];
+  common: FlowRecords[];
   removes: FlowKey[];
 }
 
 export class Outbox {
   private readonly boxes = new Map<number, PeerBox>();
   private readonly send: SendFn;
+  private readonly now: ClockReading;
 
-  constructor(send: SendFn) {
+  /** `now`: the clock reading the entries' times are made relative to. */
+  constructor(send: SendFn, now: ClockReading) {
     this.send = send;
+    this.now = now;
   }
 
   get empty(): boolean {
     return this.boxes.size === 0;
   }
 
-  addEntry(to: number, cls: StateClass, record: FlowRecord): void {
-    this.box(to)[cls].push(record);
+  /** Queues the table entry at (keys[kOff], values[vOff]) for peer `to`. */
+  addEntry(to: number, cls: StateClass, keys: Uint8Array, kOff: number, values: Uint8Array, vOff: number): void {
+    const parts = this.box(to)[cls];
+    let last = parts.at(-1);
+    if (!last || last.length === MAX_ENTRIES_PER_MESSAGE) parts.push((last = new FlowRecords()));
+    last.addEntry(keys, kOff, values, vOff, this.now);
   }
 
   addRemove(to: number, key: FlowKey): void {
@@ -41,9 +50,11 @@ export class Outbox {
     const lastSeq = new Map<number, number>();
     for (const [to, box] of this.boxes) {
       for (const cls of ['node', 'common'] as const) {
-        for (const part of chunks(box[cls])) lastSeq.set(to, this.send(to, { kind: 'entries', cls, entries: part }));
+        for (const entries of box[cls]) lastSeq.set(to, this.send(to, { kind: 'entries', cls, entries }));
       }
-      for (const part of chunks(box.removes)) lastSeq.set(to, this.send(to, { kind: 'removes', keys: part }));
+      for (let i = 0; i < box.removes.length; i += MAX_ENTRIES_PER_MESSAGE) {
+        lastSeq.set(to, this.send(to, { kind: 'removes', keys: box.removes.slice(i, i + MAX_ENTRIES_PER_MESSAGE) }));
+      }
     }
     this.boxes.clear();
     return lastSeq;
@@ -57,8 +68,4 @@ export class Outbox {
     }
     return box;
   }
-}
-
-function* chunks<T>(items: T[]): Generator<T[]> {
-  for (let i = 0; i < items.length; i += MAX_ENTRIES_PER_MESSAGE) yield items.slice(i, i + MAX_ENTRIES_PER_MESSAGE);
 }

@@ -6,8 +6,6 @@
 // is reused between messages. The bytes are ordinary proto3 wire format,
 // decodable by any protobuf implementation.
 
-const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const U32_MASK = 0xffff_ffffn;
 const TWO_32 = 0x1_0000_0000;
 
 export class ProtoWriter {
@@ -38,20 +36,22 @@ export class ProtoWriter {
     this.varintNumber(v);
   }
 
-  /** A uint64 field; zero is omitted. */
-  uint64(field: number, v: bigint): void {
-    if (v === 0n) return;
+  /** A uint64 field given as its unsigned 32-bit halves (a struct's u64 without BigInt); zero is omitted. */
+  uint64(field: number, lo: number, hi: number): void {
+    if (lo === 0 && hi === 0) return;
     this.tag(field, 0);
-    if (v <= MAX_SAFE) this.varintNumber(Number(v));
-    else this.varint64(Number(v & U32_MASK), Number((v >> 32n) & U32_MASK));
+    this.varint64(lo, hi);
   }
 
-  bytes(field: number, v: Uint8Array): void {
+  /** A bytes field of v[start, start + length), copied without a subarray view. */
+  bytes(field: number, v: Uint8Array, start = 0, length = v.length - start): void {
     this.tag(field, 2);
-    this.varint32(v.length);
-    this.ensure(v.length);
-    this.buf.set(v, this.pos);
-    this.pos += v.length;
+    this.varint32(length);
+    this.ensure(length);
+    const b = this.buf;
+    const p = this.pos;
+    for (let i = 0; i < length; i++) b[p + i] = v[start + i]!;
+    this.pos = p + length;
   }
 
   /**

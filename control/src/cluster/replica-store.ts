@@ -2,20 +2,21 @@
 // applies their removals, in batches.
 //
 // A replica is written as an ordinary entry with FLOW_F_REMOTE (see
-// flow-record.ts); it stays inert while this node does not own its bucket,
-// so taking over a bucket needs no per-entry work. Rules:
+// markReplica); it stays inert while this node does not own its bucket,
+// so taking over a bucket needs no per-entry work. Records go from the
+// received struct bytes (flow-records.ts) to the map in batches, no object
+// per entry. Rules:
 // - an entry in a bucket this node owns is authoritative here: a replica
 //   only fills the gap when there is no entry at all (join bulk, flow fetch);
 // - otherwise the newer version wins, and for equal versions the fresher
 //   last_seen (the periodic pass carries counters and windows, not a new
 //   version), so a late or duplicate message never rolls an entry back.
-import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, flowEntry, flowKey, type FlowKey } from '../bpf/codec.js';
+import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, bytesLE, flowEntry, flowKey, structFields, type FlowKey } from '../bpf/codec.js';
 import type { ConnTable } from '../bpf/conn-table.js';
-import { FlowFlag } from '../gen/layout.js';
+import { FlowFlag, TcpWindowFlag } from '../gen/layout.js';
 import { bucketOf } from './bucket.js';
 import type { ClusterStats } from './cluster-stats.js';
-import { encodeReplica, replicaLastSeenNs } from './flow-record.js';
-import type { FlowRecord } from './types.js';
+import { ClockReading, type FlowRecords } from './flow-records.js';
 
 export type ReplicaTable = Pick<ConnTable, 'lookupRaw' | 'upsertBatch' | 'deleteBatch' | 'scanChunks'>;
 
@@ -33,25 +34,28 @@ export class ReplicaStore {
   private readonly d: ReplicaStoreDeps;
   private readonly keys: Uint8Array;
   private readonly values: Uint8Array;
+  /** keys[i * FLOW_KEY_SIZE] as its own view, made once: a map lookup per record allocates nothing. */
+  private readonly keyViews: Uint8Array[];
   private readonly current = new Uint8Array(FLOW_ENTRY_SIZE);
 
   constructor(deps: ReplicaStoreDeps) {
     this.d = deps;
     this.keys = new Uint8Array(deps.chunk * FLOW_KEY_SIZE);
     this.values = new Uint8Array(deps.chunk * FLOW_ENTRY_SIZE);
+    this.keyViews = Array.from({ length: deps.chunk }, (_, i) => this.keys.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE));
   }
 
   /** Installs the records that are new or newer here; returns how many were written. */
-  install(records: readonly FlowRecord[]): number {
+  install(records: FlowRecords): number {
     const { table, stats } = this.d;
-    const now = this.d.monotonicNs();
+    const now = new ClockReading(this.d.monotonicNs());
     let queued = 0;
     let installed = 0;
-    for (const r of records) {
-      const kOff = queued * FLOW_KEY_SIZE;
+    for (let i = 0; i < records.length; i++) {
       const vOff = queued * FLOW_ENTRY_SIZE;
-      encodeReplica(r, now, this.keys, kOff, this.values, vOff);
-      if (!this.wanted(r, kOff, now)) {
+      records.entryAt(i, now, this.keys, queued * FLOW_KEY_SIZE, this.values, vOff);
+      markReplica(this.values, vOff);
+      if (!this.wanted(queued)) {
         stats.add('replicas_ignored');
         continue;
       }
@@ -108,14 +112,31 @@ export class ReplicaStore {
     return pruned;
   }
 
-  private wanted(r: FlowRecord, kOff: number, now: bigint): boolean {
-    const key = this.keys.subarray(kOff, kOff + FLOW_KEY_SIZE);
-    if (!this.d.table.lookupRaw(key, this.current)) return true;
-    if (this.d.ownsBucket(bucketOf(this.keys, kOff))) return false;
-    const version = flowEntry.version(this.current, 0);
-    if (r.version !== version) return versionNewer(r.version, version);
-    return Number(replicaLastSeenNs(r, now)) > flowEntry.lastSeenNs(this.current, 0);
+  /** Whether the replica in slot `slot` of the batch should replace what the table holds. */
+  private wanted(slot: number): boolean {
+    if (!this.d.table.lookupRaw(this.keyViews[slot]!, this.current)) return true;
+    if (this.d.ownsBucket(bucketOf(this.keys, slot * FLOW_KEY_SIZE))) return false;
+    const vOff = slot * FLOW_ENTRY_SIZE;
+    const version = flowEntry.version(this.values, vOff);
+    const held = flowEntry.version(this.current, 0);
+    if (version !== held) return versionNewer(version, held);
+    return flowEntry.lastSeenNs(this.values, vOff) > flowEntry.lastSeenNs(this.current, 0);
   }
+}
+
+const E = structFields.entry;
+const WINDOW_FLAGS = [E.win + structFields.window.flags, E.win + structFields.windowSize + structFields.window.flags];
+
+/**
+ * Makes the entry at values[off] a replica: FLOW_F_REMOTE set, both TCP
+ * windows marked untrusted (the data plane re-learns them from the next
+ * packet, since window edges are synced at a bounded rate), orig_ifindex 0
+ * (interface numbers are per node).
+ */
+function markReplica(values: Uint8Array, off: number): void {
+  values[off + E.flags]! |= FlowFlag.FLOW_F_REMOTE;
+  for (const w of WINDOW_FLAGS) values[off + w]! |= TcpWindowFlag.TCPW_F_UNTRUSTED;
+  bytesLE.putU32(values, off + E.origIfindex, 0);
 }
 
 /** a is newer than b in u32 serial-number arithmetic (versions may wrap). */

@@ -22,7 +22,7 @@ import { FlowFlag } from '../gen/layout.js';
 import type { Logger } from '../log.js';
 import { bucketOf, SW_BUCKETS } from './bucket.js';
 import type { ClusterStats } from './cluster-stats.js';
-import { recordFromEntry } from './flow-record.js';
+import { ClockReading } from './flow-records.js';
 import { Outbox, type SendFn } from './outbox.js';
 import type { Ownership } from './ownership.js';
 import type { SyncModes } from './sync-modes.js';
@@ -161,17 +161,15 @@ export class Replicator {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
     const { view, stats, table } = this.d;
-    const outbox = new Outbox(this.d.send);
+    const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
     const ownerships = [view.current(), view.next()];
-    const now = this.d.monotonicNs();
     for (let i = 0; i < this.pendingChanged; i++) {
       const kOff = i * FLOW_KEY_SIZE;
       // Gone since (removed): its removal follows.
       if (!table.lookupRaw(this.pendingKeys.subarray(kOff, kOff + FLOW_KEY_SIZE), this.value)) continue;
       const cls = classOf(flowEntry.flags(this.value, 0));
-      const record = recordFromEntry(this.pendingKeys, kOff, this.value, 0, now);
       const to = replicationTargets(bucketOf(this.pendingKeys, kOff), cls === 'common', view.selfId, ownerships, view.livePeers(), this.targets);
-      for (const peer of to) outbox.addEntry(peer, cls, record);
+      for (const peer of to) outbox.addEntry(peer, cls, this.pendingKeys, kOff, this.value, 0);
       stats.add(cls === 'common' ? 'entries_sent_common_on_demand' : 'entries_sent_node_on_demand', to.length);
     }
     for (let i = 0; i < this.pendingRemoved; i++) {
@@ -204,9 +202,8 @@ export class Replicator {
     if (since.node === Infinity && since.common === Infinity) return;
     stats.add('periodic_passes');
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
-      const outbox = new Outbox(this.d.send);
+      const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
       const ownership = view.current();
-      const now = this.d.monotonicNs();
       for (let i = 0; i < count; i++) {
         const kOff = i * FLOW_KEY_SIZE;
         const vOff = i * FLOW_ENTRY_SIZE;
@@ -215,9 +212,7 @@ export class Replicator {
         const cls = classOf(flowEntry.flags(values, vOff));
         if (flowEntry.lastSeenNs(values, vOff) < since[cls]) continue;
         const to = replicationTargets(b, cls === 'common', view.selfId, [ownership, view.next()], view.livePeers(), this.targets);
-        if (to.length === 0) continue;
-        const record = recordFromEntry(keys, kOff, values, vOff, now);
-        for (const peer of to) outbox.addEntry(peer, cls, record);
+        for (const peer of to) outbox.addEntry(peer, cls, keys, kOff, values, vOff);
         stats.add(cls === 'common' ? 'entries_sent_common_periodic' : 'entries_sent_node_periodic', to.length);
       }
       outbox.flush();
@@ -239,19 +234,16 @@ export class Replicator {
     const since = new Map<number, number>();
     for (const [peer, ns] of servedSince) since.set(peer, Number(ns - this.d.lastSeenGranularityNs));
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
-      const outbox = new Outbox(this.d.send);
-      const now = this.d.monotonicNs();
+      const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
       for (let i = 0; i < count; i++) {
         const kOff = i * FLOW_KEY_SIZE;
         const vOff = i * FLOW_ENTRY_SIZE;
         const targets = gained[bucketOf(keys, kOff)]!;
         if (targets.length === 0 || classOf(flowEntry.flags(values, vOff)) === 'common') continue;
         const lastSeen = flowEntry.lastSeenNs(values, vOff);
-        let record;
         for (const peer of targets) {
           if (lastSeen < (since.get(peer) ?? -Infinity)) continue;
-          record ??= recordFromEntry(keys, kOff, values, vOff, now);
-          outbox.addEntry(peer, 'node', record);
+          outbox.addEntry(peer, 'node', keys, kOff, values, vOff);
           this.d.stats.add('entries_rereplicated');
         }
       }

@@ -12,10 +12,10 @@ import type { ConnTable } from '../bpf/conn-table.js';
 import { FlowFlag } from '../gen/layout.js';
 import { bucketOf, SW_BUCKETS } from './bucket.js';
 import type { ClusterStats } from './cluster-stats.js';
-import { recordFromEntry } from './flow-record.js';
+import { ClockReading, FlowRecords } from './flow-records.js';
 import { MAX_ENTRIES_PER_MESSAGE, type SendFn } from './outbox.js';
 import type { Ownership } from './ownership.js';
-import type { FlowRecord, SyncPayload } from './types.js';
+import type { SyncPayload } from './types.js';
 
 export type StateRequest = Extract<SyncPayload, { kind: 'request' }>;
 
@@ -45,10 +45,10 @@ export class StateServer {
     if (req.flows && req.flows.length > 0) return this.answerFlows(from, req.requestId, req);
     const wanted = new Uint8Array(SW_BUCKETS);
     for (const b of req.buckets ?? []) if (b >= 0 && b < SW_BUCKETS) wanted[b] = 1;
-    let batch: FlowRecord[] = [];
+    let batch = new FlowRecords();
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
       const owner = this.d.current().owner;
-      const now = this.d.monotonicNs();
+      const now = new ClockReading(this.d.monotonicNs());
       for (let i = 0; i < count; i++) {
         const kOff = i * FLOW_KEY_SIZE;
         const vOff = i * FLOW_ENTRY_SIZE;
@@ -56,10 +56,10 @@ export class StateServer {
         if (owner[b] !== this.d.selfId) continue;
         const common = (flowEntry.flags(values, vOff) & FlowFlag.FLOW_F_COMMON) !== 0;
         if (!req.all && wanted[b] !== 1 && !(req.common && common)) continue;
-        batch.push(recordFromEntry(keys, kOff, values, vOff, now));
+        batch.addEntry(keys, kOff, values, vOff, now);
         if (batch.length === MAX_ENTRIES_PER_MESSAGE) {
           this.sendBulk(from, req.requestId, batch, false);
-          batch = [];
+          batch = new FlowRecords();
         }
       }
       return this.d.waitForRoom(from).then(() => true);
@@ -68,21 +68,21 @@ export class StateServer {
   }
 
   private answerFlows(from: number, requestId: number, req: StateRequest): void {
-    let found: FlowRecord[] = [];
-    const now = this.d.monotonicNs();
+    let found = new FlowRecords();
+    const now = new ClockReading(this.d.monotonicNs());
     for (const k of req.flows ?? []) {
       flowKey.write(this.key, 0, k);
       if (!this.d.table.lookupRaw(this.key, this.value)) continue;
-      found.push(recordFromEntry(this.key, 0, this.value, 0, now));
+      found.addEntry(this.key, 0, this.value, 0, now);
       if (found.length === MAX_ENTRIES_PER_MESSAGE) {
         this.sendBulk(from, requestId, found, false);
-        found = [];
+        found = new FlowRecords();
       }
     }
     this.sendBulk(from, requestId, found, true);
   }
 
-  private sendBulk(to: number, requestId: number, entries: FlowRecord[], last: boolean): void {
+  private sendBulk(to: number, requestId: number, entries: FlowRecords, last: boolean): void {
     this.d.send(to, { kind: 'bulk', requestId, entries, last });
     this.d.stats.add('bulk_entries_sent', entries.length);
   }

@@ -2,9 +2,10 @@
 // grpc-js is handed ready-made bytes (identity serializers) instead of objects
 // so that each payload is encoded once: a payload broadcast to every peer, or
 // resent after a reconnect, reuses its bytes; a frame is the concatenation of
-// its header fields and the payloads' bytes. Entries go through entry-proto.ts.
-// Receiving is the mirror image: frames and payloads of flow records are read
-// in place by ProtoReader, the rarer payload kinds by protobufjs.
+// its header fields and the payloads' bytes. Entries go through entry-proto.ts,
+// straight from and into packed struct bytes (flow-records.ts). Receiving is
+// the mirror image: frames and payloads of flow records are read in place by
+// ProtoReader, the rarer payload kinds by protobufjs.
 import protobuf from 'protobufjs';
 import { findInstallFile } from '../install-files.js';
 import {
@@ -17,9 +18,10 @@ import {
   type ProtoExpectation,
   type ProtoFlowKey,
 } from './entry-proto.js';
+import { FlowRecords } from './flow-records.js';
 import { ProtoReader } from './proto-reader.js';
 import { ProtoWriter } from './proto-writer.js';
-import type { FlowRecord, NodeState, StateClass, SyncPayload } from './types.js';
+import type { NodeState, StateClass, SyncPayload } from './types.js';
 
 const root = protobuf.loadSync(findInstallFile('proto/sync.proto'));
 const FrameType = root.lookupType('syncwall.sync.v1.Frame');
@@ -147,11 +149,11 @@ export function decodePayload(bytes: Uint8Array): SyncPayload {
 /** Entries {cls = 1, entries = 2} or Bulk {request_id = 1, entries = 2, last = 3}, the reader on the body field. */
 function readPayloadOfRecords(rd: ProtoReader, body: number): SyncPayload {
   const end = rd.message();
-  const entries: FlowRecord[] = [];
+  const entries = new FlowRecords();
   let first = 0;
   let last = false;
   while (rd.next(end)) {
-    if (rd.field === RECORDS_FIELD) entries.push(readRecord(rd));
+    if (rd.field === RECORDS_FIELD) readRecord(rd, entries);
     else if (rd.field === 1) first = rd.uint32();
     else if (rd.field === 3 && body === PAYLOAD_BULK) last = rd.uint32() !== 0;
     else rd.skip();
@@ -209,8 +211,8 @@ export function encodePayload(p: SyncPayload): Uint8Array {
   return PayloadType.encode(payloadToProto(p)).finish();
 }
 
-function writeRecords(records: readonly FlowRecord[], field: number): void {
-  for (const r of records) writeRecord(writer, field, r);
+function writeRecords(records: FlowRecords, field: number): void {
+  for (let i = 0; i < records.length; i++) writeRecord(writer, field, records, i);
 }
 
 /** How many flows a payload carries (entries, bulk records or removed keys), for counters. */
