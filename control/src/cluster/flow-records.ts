@@ -40,8 +40,9 @@ function reflect(buf: Uint8Array, off: number, now: ClockReading): void {
   putU32(buf, off + 4, hi);
 }
 
+/** A native copy: a view costs less than a JS loop over 152 bytes while the sync's code is still cold. */
 function copyBytes(dst: Uint8Array, dOff: number, src: Uint8Array, sOff: number, n: number): void {
-  for (let i = 0; i < n; i++) dst[dOff + i] = src[sOff + i]!;
+  dst.set(src.subarray(sOff, sOff + n), dOff);
 }
 
 export class FlowRecords {
@@ -64,8 +65,7 @@ export class FlowRecords {
    * a record at commit() (a decoder that fails halfway leaves no record).
    */
   reserve(): number {
-    const i = this.count;
-    if ((i + 1) * FLOW_KEY_SIZE > this.keys.length) this.grow();
+    const i = this.room();
     this.keys.fill(0, i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE);
     this.values.fill(0, i * FLOW_ENTRY_SIZE, (i + 1) * FLOW_ENTRY_SIZE);
     return i;
@@ -77,7 +77,7 @@ export class FlowRecords {
 
   /** Appends a table entry (key at keys[kOff], entry at values[vOff]), its times made relative to now. */
   addEntry(keys: Uint8Array, kOff: number, values: Uint8Array, vOff: number, now: ClockReading): void {
-    const i = this.reserve();
+    const i = this.room();
     copyBytes(this.keys, i * FLOW_KEY_SIZE, keys, kOff, FLOW_KEY_SIZE);
     const at = i * FLOW_ENTRY_SIZE;
     copyBytes(this.values, at, values, vOff, FLOW_ENTRY_SIZE);
@@ -88,7 +88,7 @@ export class FlowRecords {
 
   /** Appends a copy of record i of `from`. */
   addRecord(from: FlowRecords, i: number): void {
-    const j = this.reserve();
+    const j = this.room();
     copyBytes(this.keys, j * FLOW_KEY_SIZE, from.keys, i * FLOW_KEY_SIZE, FLOW_KEY_SIZE);
     copyBytes(this.values, j * FLOW_ENTRY_SIZE, from.values, i * FLOW_ENTRY_SIZE, FLOW_ENTRY_SIZE);
     this.count++;
@@ -100,6 +100,12 @@ export class FlowRecords {
     copyBytes(values, vOff, this.values, i * FLOW_ENTRY_SIZE, FLOW_ENTRY_SIZE);
     reflect(values, vOff + E.createdNs, now);
     reflect(values, vOff + E.lastSeenNs, now);
+  }
+
+  /** The index after the last record, with room for it. */
+  private room(): number {
+    if ((this.count + 1) * FLOW_KEY_SIZE > this.keys.length) this.grow();
+    return this.count;
   }
 
   private grow(): void {

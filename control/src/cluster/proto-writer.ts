@@ -7,6 +7,8 @@
 // decodable by any protobuf implementation.
 
 const TWO_32 = 0x1_0000_0000;
+/** A tag (up to 5 bytes) and a 64-bit varint (up to 10). */
+const MAX_VARINT_FIELD = 15;
 
 export class ProtoWriter {
   private buf = new Uint8Array(64 * 1024);
@@ -24,30 +26,22 @@ export class ProtoWriter {
 
   /** A uint32 / enum field; zero (the proto3 default) is omitted. */
   uint32(field: number, v: number): void {
-    if (v === 0) return;
-    this.tag(field, 0);
-    this.varint32(v >>> 0);
+    if (v !== 0) this.varintField(field << 3, v >>> 0, 0);
   }
 
   /** A uint64 field below 2^53 (milliseconds); zero is omitted. */
   uint53(field: number, v: number): void {
-    if (v === 0) return;
-    this.tag(field, 0);
-    this.varintNumber(v);
+    if (v !== 0) this.varintField(field << 3, v % TWO_32, Math.floor(v / TWO_32));
   }
 
   /** A uint64 field given as its unsigned 32-bit halves (a struct's u64 without BigInt); zero is omitted. */
   uint64(field: number, lo: number, hi: number): void {
-    if (lo === 0 && hi === 0) return;
-    this.tag(field, 0);
-    this.varint64(lo, hi);
+    if (lo !== 0 || hi !== 0) this.varintField(field << 3, lo, hi);
   }
 
   /** A bytes field of v[start, start + length), copied without a subarray view. */
   bytes(field: number, v: Uint8Array, start = 0, length = v.length - start): void {
-    this.tag(field, 2);
-    this.varint32(length);
-    this.ensure(length);
+    this.lengthPrefix(field, length);
     const b = this.buf;
     const p = this.pos;
     for (let i = 0; i < length; i++) b[p + i] = v[start + i]!;
@@ -59,10 +53,9 @@ export class ProtoWriter {
    * end() once its content is written.
    */
   begin(field: number): number {
-    this.tag(field, 2);
-    this.ensure(1);
     // one byte reserved for the length, the common case; end() widens it
-    return this.pos++;
+    this.lengthPrefix(field, 0);
+    return this.pos - 1;
   }
 
   end(lengthAt: number): void {
@@ -84,36 +77,21 @@ export class ProtoWriter {
     this.buf[p] = v;
   }
 
-  private tag(field: number, wireType: number): void {
-    this.varint32(((field << 3) | wireType) >>> 0);
-  }
+  // The field writers each make one call here, which does all the work
+  // (room, tag, value) in place: the sync runs much of a burst before the
+  // JIT has optimized it, and a call per byte-level step was most of the
+  // cost there.
 
-  private varint32(v: number): void {
-    this.ensure(5);
+  /** A varint field: tag (field << 3, wire type 0), then the value hi·2^32 + lo (both unsigned 32-bit). */
+  private varintField(tag: number, lo: number, hi: number): void {
+    if (this.pos + MAX_VARINT_FIELD > this.buf.length) this.ensure(MAX_VARINT_FIELD);
     const b = this.buf;
     let p = this.pos;
-    while (v > 127) {
-      b[p++] = (v & 127) | 128;
-      v >>>= 7;
+    while (tag > 127) {
+      b[p++] = (tag & 127) | 128;
+      tag >>>= 7;
     }
-    b[p++] = v;
-    this.pos = p;
-  }
-
-  /** A non-negative integer below 2^53 as a varint. */
-  private varintNumber(v: number): void {
-    if (v < TWO_32) {
-      this.varint32(v);
-      return;
-    }
-    this.varint64(v % TWO_32, Math.floor(v / TWO_32));
-  }
-
-  /** A varint of the 64-bit value hi·2^32 + lo (both unsigned 32-bit). */
-  private varint64(lo: number, hi: number): void {
-    this.ensure(10);
-    const b = this.buf;
-    let p = this.pos;
+    b[p++] = tag;
     while (hi !== 0) {
       b[p++] = (lo & 127) | 128;
       lo = ((lo >>> 7) | (hi << 25)) >>> 0;
@@ -124,6 +102,26 @@ export class ProtoWriter {
       lo >>>= 7;
     }
     b[p++] = lo;
+    this.pos = p;
+  }
+
+  /** Tag (wire type 2) and length of a length-delimited field, with room for `length` bytes after them. */
+  private lengthPrefix(field: number, length: number): void {
+    this.ensure(MAX_VARINT_FIELD + length);
+    const b = this.buf;
+    let p = this.pos;
+    let tag = ((field << 3) | 2) >>> 0;
+    while (tag > 127) {
+      b[p++] = (tag & 127) | 128;
+      tag >>>= 7;
+    }
+    b[p++] = tag;
+    let v = length;
+    while (v > 127) {
+      b[p++] = (v & 127) | 128;
+      v >>>= 7;
+    }
+    b[p++] = v;
     this.pos = p;
   }
 
