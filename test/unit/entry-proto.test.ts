@@ -174,6 +174,22 @@ test('keys no data plane could hold are rejected with a reason', () => {
   assert.throws(() => readBare(encoded({ ...bad, key: null })), EntryProtoError);
   assert.throws(() => readBare(encoded({ ...bad, key: { ...bad['key'], family: 5 } })), /unknown address family 5/);
   assert.throws(() => readBare(encoded({ ...bad, key: { ...bad['key'], family: 6 } })), /16-byte addresses/);
+  assert.throws(() => readBare(encoded({ ...bad, key: { ...bad['key'], family: 260 } })), /unknown address family 260/, 'not read as 260 & 255 = 4');
+  assert.throws(() => readBare(encoded({ ...bad, key: { ...bad['key'], addrA: new Uint8Array(17) } })), /4-byte addresses, got 17 and 4/);
+});
+
+test('a record with broken bytes inside is refused, not misread', () => {
+  const good = current.encode(onWire(v4)).finish();
+  const tag = (field: number, wireType: number): number[] => [...protobuf.Writer.create().uint32((field << 3) | wireType).finish()];
+  // state (field 2) sent length-delimited
+  const wrongType = Uint8Array.from([...good, (2 << 3) | 2, 1, 0]);
+  assert.throws(() => readBare(wrongType), /field 2: wire type 2, expected 0/);
+  // a varint cut off at the message's end, and an unknown field running past it
+  assert.throws(() => readBare(Uint8Array.from([...good, 2 << 3, 0x80])), /varint truncated/);
+  assert.throws(() => readBare(Uint8Array.from([...good, ...tag(40, 2), 5, 1])), /truncated/);
+  // unknown fields of every wire type are skipped
+  const extras = Uint8Array.from([...good, ...tag(40, 0), 0x81, 0x01, ...tag(41, 1), ...new Array(8).fill(7), ...tag(42, 5), 1, 2, 3, 4, ...tag(43, 2), 2, 9, 9]);
+  assert.deepEqual(readBare(extras), v4);
 });
 
 test('broken bytes are refused, not misread', () => {

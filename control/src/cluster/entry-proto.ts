@@ -12,7 +12,7 @@
 import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, bytesLE, structFields, type FlowKey } from '../bpf/codec.js';
 import { SwFamily } from '../gen/layout.js';
 import type { FlowRecords } from './flow-records.js';
-import type { ProtoReader } from './proto-reader.js';
+import { ProtoReadError, WIRE_FIXED32, WIRE_FIXED64, WIRE_LENGTH, WIRE_VARINT, type ProtoReader } from './proto-reader.js';
 import type { ProtoWriter } from './proto-writer.js';
 import type { ExpectationRecord } from './types.js';
 
@@ -20,6 +20,7 @@ const { u16, u32, be16, putU16, putU32, putBe16 } = bytesLE;
 const { key: K, window: W, entry: E, windowSize: WINDOW_SIZE } = structFields;
 /** Address bytes a struct flow_key holds (IPv6). */
 const ADDR_MAX = 16;
+const TWO_32 = 0x1_0000_0000;
 
 export class EntryProtoError extends Error {
   override name = 'EntryProtoError';
@@ -75,59 +76,147 @@ export function keyFromProto(m: ProtoFlowKey | null | undefined): FlowKey {
   };
 }
 
+// How FlowRecord and its embedded messages map onto struct bytes, one row
+// per protobuf field: [field number, kind, offset in the struct]. The
+// encoder walks these tables in one loop per message instead of a call per
+// field, and the decoder likewise: the sync runs much of a burst before V8
+// has optimized it, where every call costs.
+const U8 = 1;
+const U16 = 2;
+const U32 = 3;
+const BE16 = 4;
+const U64 = 5;
+/** A u64 of "ns ago" (flow-records.ts) as whole milliseconds. */
+const MS = 6;
+/** The key's address family: a u8 the reader checks (with the address lengths) once the key is read. */
+const FAMILY = 7;
+/** Address A or B of the key's family: 4 or 16 bytes. */
+const ADDR_A = 8;
+const ADDR_B = 9;
+/** The embedded FlowKey, from the keys buffer. */
+const KEY = 10;
+/** An embedded TcpWindow. */
+const WINDOW = 11;
+
+const fieldMap = (rows: readonly (readonly [field: number, kind: number, offset: number])[]): Int32Array => Int32Array.from(rows.flat());
+
+const KEY_FIELDS = fieldMap([
+  [1, FAMILY, K.family], [2, U8, K.proto], [3, ADDR_A, K.addrA], [4, ADDR_B, K.addrB], [5, BE16, K.portA], [6, BE16, K.portB],
+]);
+const WINDOW_FIELDS = fieldMap([
+  [1, U32, W.end], [2, U32, W.maxEnd], [3, U32, W.maxWin], [4, U32, W.maxAck], [5, U8, W.scale], [6, U8, W.flags],
+]);
+const RECORD_FIELDS = fieldMap([
+  [1, KEY, 0], [2, U8, E.state], [3, U8, E.flags], [4, U8, E.helper], [5, U8, E.lastDir], [6, U16, E.ownerNode],
+  [7, U32, E.ruleId], [8, U32, E.version], [9, WINDOW, E.win], [10, WINDOW, E.win + WINDOW_SIZE],
+  [11, U64, E.packets], [12, U64, E.packets + 8], [13, U64, E.bytes], [14, U64, E.bytes + 8],
+  [15, MS, E.createdNs], [16, MS, E.lastSeenNs],
+]);
+
+/** Most bytes a message of these fields takes: a 2-byte tag and a 10-byte varint, or a length and 16 address bytes, or an embedded message. */
+function maxMessageBytes(fields: Int32Array): number {
+  let n = 0;
+  for (let f = 0; f < fields.length; f += 3) {
+    const kind = fields[f + 1];
+    n += 3 + (kind === KEY ? KEY_MAX_BYTES : kind === WINDOW ? WINDOW_MAX_BYTES : kind === ADDR_A || kind === ADDR_B ? ADDR_MAX : 10);
+  }
+  return n;
+}
+const KEY_MAX_BYTES = maxMessageBytes(KEY_FIELDS);
+const WINDOW_MAX_BYTES = maxMessageBytes(WINDOW_FIELDS);
+// embedded keys and windows always fit a one-byte length, which the encoder relies on
+if (KEY_MAX_BYTES > 127 || WINDOW_MAX_BYTES > 127) throw new Error('FlowKey or TcpWindow may outgrow a one-byte length');
+/** A record with its own tag and length. */
+const RECORD_MAX_BYTES = maxMessageBytes(RECORD_FIELDS) + 5;
+
 /**
  * Writes record i of `records` as an embedded FlowRecord message of
  * proto/sync.proto, field by field from the struct bytes (the replication
- * hot path: no object, no BigInt). Field numbers are those of
- * proto/sync.proto; zero scalars are omitted, as proto3 allows.
+ * hot path: no object, no BigInt). Zero scalars are omitted, as proto3
+ * allows.
  */
 export function writeRecord(w: ProtoWriter, field: number, records: FlowRecords, i: number): void {
-  const v = records.values;
-  const o = i * FLOW_ENTRY_SIZE;
-  const at = w.begin(field);
-  writeKey(w, 1, records.keys, i * FLOW_KEY_SIZE);
-  w.uint32(2, v[o + E.state]!);
-  w.uint32(3, v[o + E.flags]!);
-  w.uint32(4, v[o + E.helper]!);
-  w.uint32(5, v[o + E.lastDir]!);
-  w.uint32(6, u16(v, o + E.ownerNode));
-  w.uint32(7, u32(v, o + E.ruleId));
-  w.uint32(8, u32(v, o + E.version));
-  writeWindow(w, 9, v, o + E.win);
-  writeWindow(w, 10, v, o + E.win + WINDOW_SIZE);
-  w.uint64(11, u32(v, o + E.packets), u32(v, o + E.packets + 4));
-  w.uint64(12, u32(v, o + E.packets + 8), u32(v, o + E.packets + 12));
-  w.uint64(13, u32(v, o + E.bytes), u32(v, o + E.bytes + 4));
-  w.uint64(14, u32(v, o + E.bytes + 8), u32(v, o + E.bytes + 12));
-  // in transit created/last_seen hold "ns ago" (flow-records.ts); the wire has whole ms
-  w.uint53(15, msOfNs(v, o + E.createdNs));
-  w.uint53(16, msOfNs(v, o + E.lastSeenNs));
-  w.end(at);
+  const out = w.room(RECORD_MAX_BYTES);
+  let p = w.position;
+  p = putVarint(out, p, (field << 3) | 2, 0);
+  const lengthAt = p++;
+  p = writeFields(RECORD_FIELDS, records.values, i * FLOW_ENTRY_SIZE, out, p, records.keys, i * FLOW_KEY_SIZE);
+  const len = p - lengthAt - 1;
+  if (len > 127) {
+    // records stay below 2^14 bytes: a two-byte length
+    out.copyWithin(lengthAt + 2, lengthAt + 1, p);
+    out[lengthAt + 1] = len >>> 7;
+    out[lengthAt] = (len & 127) | 128;
+    p++;
+  } else out[lengthAt] = len;
+  w.advance(p);
 }
 
-/** Writes the struct flow_key at keys[off] as an embedded FlowKey message. */
-export function writeKey(w: ProtoWriter, field: number, keys: Uint8Array, off: number): void {
-  const family = keys[off + K.family]!;
-  const len = family === SwFamily.SW_FAMILY_V4 ? 4 : 16;
-  const at = w.begin(field);
-  w.uint32(1, family);
-  w.uint32(2, keys[off + K.proto]!);
-  w.bytes(3, keys, off + K.addrA, len);
-  w.bytes(4, keys, off + K.addrB, len);
-  w.uint32(5, be16(keys, off + K.portA));
-  w.uint32(6, be16(keys, off + K.portB));
-  w.end(at);
+/**
+ * Writes the fields of `fields` from the struct at src[base..] to out[p..];
+ * returns the position after them. Keys come from keys[kOff..].
+ */
+function writeFields(fields: Int32Array, src: Uint8Array, base: number, out: Uint8Array, p: number, keys: Uint8Array, kOff: number): number {
+  for (let f = 0; f < fields.length; f += 3) {
+    const field = fields[f]!;
+    const kind = fields[f + 1]!;
+    const at = base + fields[f + 2]!;
+    let lo = 0;
+    let hi = 0;
+    switch (kind) {
+      case U8:
+      case FAMILY: lo = src[at]!; break;
+      case U16: lo = u16(src, at); break;
+      case BE16: lo = be16(src, at); break;
+      case U32: lo = u32(src, at); break;
+      case U64: lo = u32(src, at); hi = u32(src, at + 4); break;
+      case MS: {
+        const ms = msOfNs(src, at);
+        lo = ms % TWO_32;
+        hi = Math.floor(ms / TWO_32);
+        break;
+      }
+      case ADDR_A:
+      case ADDR_B: {
+        const len = src[base + K.family] === SwFamily.SW_FAMILY_V4 ? 4 : 16;
+        p = putVarint(out, p, (field << 3) | 2, 0);
+        out[p++] = len;
+        for (let i = 0; i < len; i++) out[p++] = src[at + i]!;
+        continue;
+      }
+      case KEY:
+        p = writeEmbedded(KEY_FIELDS, keys, kOff, out, putVarint(out, p, (field << 3) | 2, 0), keys, kOff);
+        continue;
+      case WINDOW:
+        p = writeEmbedded(WINDOW_FIELDS, src, at, out, putVarint(out, p, (field << 3) | 2, 0), keys, kOff);
+        continue;
+    }
+    if (lo === 0 && hi === 0) continue;
+    p = putVarint(out, putVarint(out, p, field << 3, 0), lo, hi);
+  }
+  return p;
 }
 
-function writeWindow(w: ProtoWriter, field: number, v: Uint8Array, o: number): void {
-  const at = w.begin(field);
-  w.uint32(1, u32(v, o + W.end));
-  w.uint32(2, u32(v, o + W.maxEnd));
-  w.uint32(3, u32(v, o + W.maxWin));
-  w.uint32(4, u32(v, o + W.maxAck));
-  w.uint32(5, v[o + W.scale]!);
-  w.uint32(6, v[o + W.flags]!);
-  w.end(at);
+/** An embedded message's one-byte length (see KEY_MAX_BYTES) and fields at out[p..]. */
+function writeEmbedded(fields: Int32Array, src: Uint8Array, base: number, out: Uint8Array, p: number, keys: Uint8Array, kOff: number): number {
+  const end = writeFields(fields, src, base, out, p + 1, keys, kOff);
+  out[p] = end - p - 1;
+  return end;
+}
+
+/** The varint of hi·2^32 + lo (both unsigned 32-bit) at out[p..]; returns the position after it. */
+function putVarint(out: Uint8Array, p: number, lo: number, hi: number): number {
+  while (hi !== 0) {
+    out[p++] = (lo & 127) | 128;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 127) {
+    out[p++] = (lo & 127) | 128;
+    lo >>>= 7;
+  }
+  out[p++] = lo;
+  return p;
 }
 
 /**
@@ -140,76 +229,131 @@ function writeWindow(w: ProtoWriter, field: number, v: Uint8Array, o: number): v
 export function readRecord(rd: ProtoReader, into: FlowRecords): void {
   const end = rd.message();
   const i = into.reserve();
-  const v = into.values;
-  const o = i * FLOW_ENTRY_SIZE;
-  let key = false;
-  while (rd.next(end)) {
-    switch (rd.field) {
-      case 1: readKey(rd, into.keys, i * FLOW_KEY_SIZE); key = true; break;
-      case 2: v[o + E.state] = rd.uint32(); break;
-      case 3: v[o + E.flags] = rd.uint32(); break;
-      case 4: v[o + E.helper] = rd.uint32(); break;
-      case 5: v[o + E.lastDir] = rd.uint32(); break;
-      case 6: putU16(v, o + E.ownerNode, rd.uint32()); break;
-      case 7: putU32(v, o + E.ruleId, rd.uint32()); break;
-      case 8: putU32(v, o + E.version, rd.uint32()); break;
-      case 9: readWindow(rd, v, o + E.win); break;
-      case 10: readWindow(rd, v, o + E.win + WINDOW_SIZE); break;
-      case 11: rd.uint64To(v, o + E.packets); break;
-      case 12: rd.uint64To(v, o + E.packets + 8); break;
-      case 13: rd.uint64To(v, o + E.bytes); break;
-      case 14: rd.uint64To(v, o + E.bytes + 8); break;
-      case 15: putNsOfMs(v, o + E.createdNs, rd.uint53()); break;
-      case 16: putNsOfMs(v, o + E.lastSeenNs, rd.uint53()); break;
-      default: rd.skip();
-    }
-  }
-  if (!key) throw new EntryProtoError('flow key missing');
+  const kOff = i * FLOW_KEY_SIZE;
+  readFields(RECORD_FIELDS, rd.buffer, rd.position, end, into.values, i * FLOW_ENTRY_SIZE, into.keys, kOff);
+  rd.seek(end);
+  // a key that was read passed checkKey, so its family is 4 or 6
+  if (into.keys[kOff + K.family] === 0) throw new EntryProtoError('flow key missing');
   into.commit();
 }
 
+/** Row of each field number in a field map (-1: unknown), for the reader. */
+function rowsByField(fields: Int32Array): Int32Array {
+  const rows = new Int32Array(MAX_FIELD + 1).fill(-1);
+  for (let f = 0; f < fields.length; f += 3) rows[fields[f]!] = f;
+  return rows;
+}
+const MAX_FIELD = 16;
+const KEY_ROWS = rowsByField(KEY_FIELDS);
+const WINDOW_ROWS = rowsByField(WINDOW_FIELDS);
+const RECORD_ROWS = rowsByField(RECORD_FIELDS);
+
 /**
- * Reads the embedded FlowKey message the reader stands on into the struct
- * flow_key at keys[off] (padding and unused address bytes zeroed). Throws
- * EntryProtoError for a key no data plane could hold.
+ * Reads the fields of the message in buf[p, end) into the struct at
+ * dst[base..] (an embedded key into keys[kOff..]), by the field map
+ * `fields`; skips fields it does not know. Throws ProtoReadError for broken
+ * bytes, EntryProtoError for a key no data plane could hold.
  */
-export function readKey(rd: ProtoReader, keys: Uint8Array, off: number): void {
-  const end = rd.message();
-  keys.fill(0, off, off + FLOW_KEY_SIZE);
+function readFields(fields: Int32Array, buf: Uint8Array, p: number, end: number, dst: Uint8Array, base: number, keys: Uint8Array, kOff: number): void {
+  const rows = fields === KEY_FIELDS ? KEY_ROWS : fields === WINDOW_FIELDS ? WINDOW_ROWS : RECORD_ROWS;
   let family = 0;
   let lenA = 0;
   let lenB = 0;
-  while (rd.next(end)) {
-    switch (rd.field) {
-      case 1: family = rd.uint32(); break;
-      case 2: keys[off + K.proto] = rd.uint32(); break;
-      case 3: lenA = rd.bytesTo(keys, off + K.addrA, ADDR_MAX); break;
-      case 4: lenB = rd.bytesTo(keys, off + K.addrB, ADDR_MAX); break;
-      case 5: putBe16(keys, off + K.portA, rd.uint32()); break;
-      case 6: putBe16(keys, off + K.portB, rd.uint32()); break;
-      default: rd.skip();
+  while (p < end) {
+    p = getVarint(buf, p, end);
+    const field = varintLo >>> 3;
+    const wireType = varintLo & 7;
+    const row = field <= MAX_FIELD ? rows[field]! : -1;
+    if (row < 0) {
+      p = skipField(buf, p, end, field, wireType);
+      continue;
+    }
+    const kind = fields[row + 1]!;
+    const at = base + fields[row + 2]!;
+    const delimited = kind === KEY || kind === WINDOW || kind === ADDR_A || kind === ADDR_B;
+    if (wireType !== (delimited ? WIRE_LENGTH : WIRE_VARINT)) throw new ProtoReadError(`field ${field}: wire type ${wireType}, expected ${delimited ? WIRE_LENGTH : WIRE_VARINT}`);
+    p = getVarint(buf, p, end);
+    const lo = varintLo;
+    const hi = varintHi;
+    if (delimited) {
+      const next = p + lo;
+      if (hi !== 0 || next > end) throw new ProtoReadError(`field ${field}: ${lo} bytes at ${p} run past the end (${end})`);
+      if (kind === KEY) {
+        // a repeated embedded message replaces the earlier one
+        keys.fill(0, kOff, kOff + FLOW_KEY_SIZE);
+        readFields(KEY_FIELDS, buf, p, next, keys, kOff, keys, kOff);
+      } else if (kind === WINDOW) {
+        dst.fill(0, at, at + WINDOW_SIZE);
+        readFields(WINDOW_FIELDS, buf, p, next, dst, at, keys, kOff);
+      } else {
+        if (lo <= ADDR_MAX) for (let j = 0; j < lo; j++) dst[at + j] = buf[p + j]!;
+        if (kind === ADDR_A) lenA = lo;
+        else lenB = lo;
+      }
+      p = next;
+      continue;
+    }
+    switch (kind) {
+      case U8: dst[at] = lo; break;
+      case FAMILY: dst[at] = family = lo; break;
+      case U16: putU16(dst, at, lo); break;
+      case BE16: putBe16(dst, at, lo); break;
+      case U32: putU32(dst, at, lo); break;
+      case U64: putU32(dst, at, lo); putU32(dst, at + 4, hi); break;
+      case MS: putNsOfMs(dst, at, hi * TWO_32 + lo); break;
     }
   }
-  checkKey(family, lenA, lenB);
-  keys[off + K.family] = family;
+  if (fields === KEY_FIELDS) checkKey(family, lenA, lenB);
 }
 
-function readWindow(rd: ProtoReader, v: Uint8Array, o: number): void {
-  const end = rd.message();
-  while (rd.next(end)) {
-    switch (rd.field) {
-      case 1: putU32(v, o + W.end, rd.uint32()); break;
-      case 2: putU32(v, o + W.maxEnd, rd.uint32()); break;
-      case 3: putU32(v, o + W.maxWin, rd.uint32()); break;
-      case 4: putU32(v, o + W.maxAck, rd.uint32()); break;
-      case 5: v[o + W.scale] = rd.uint32(); break;
-      case 6: v[o + W.flags] = rd.uint32(); break;
-      default: rd.skip();
-    }
+/** Low and high 32 bits of the varint getVarint read last. */
+let varintLo = 0;
+let varintHi = 0;
+
+/** Reads the varint at buf[p..] (before end) into varintLo/varintHi; returns the position after it. */
+function getVarint(buf: Uint8Array, p: number, end: number): number {
+  let lo = 0;
+  let hi = 0;
+  let b = 0;
+  for (let shift = 0; ; shift += 7) {
+    if (p >= end) throw new ProtoReadError(`varint truncated at byte ${p}`);
+    b = buf[p++]!;
+    if (shift < 28) lo |= (b & 127) << shift;
+    else if (shift === 28) {
+      lo |= (b & 15) << 28;
+      hi = (b & 127) >>> 4;
+    } else if (shift < 70) hi |= (b & 127) << (shift - 32);
+    else throw new ProtoReadError(`varint longer than 10 bytes at byte ${p - 1}`);
+    if (b < 128) break;
   }
+  varintLo = lo >>> 0;
+  varintHi = hi >>> 0;
+  return p;
 }
 
-const TWO_32 = 0x1_0000_0000;
+/** Skips the value of an unknown field; returns the position after it. */
+function skipField(buf: Uint8Array, p: number, end: number, field: number, wireType: number): number {
+  let next: number;
+  switch (wireType) {
+    case WIRE_VARINT:
+      return getVarint(buf, p, end);
+    case WIRE_FIXED64:
+      next = p + 8;
+      break;
+    case WIRE_LENGTH:
+      p = getVarint(buf, p, end);
+      next = p + varintLo + varintHi * TWO_32;
+      break;
+    case WIRE_FIXED32:
+      next = p + 4;
+      break;
+    default:
+      throw new ProtoReadError(`field ${field}: wire type ${wireType} is not supported`);
+  }
+  if (next > end) throw new ProtoReadError(`field ${field}: truncated at byte ${p}`);
+  return next;
+}
+
 const NS_PER_MS = 1_000_000;
 
 /**

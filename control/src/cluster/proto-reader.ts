@@ -35,6 +35,19 @@ export class ProtoReader {
     this.end = end;
   }
 
+  /** In-place reading, for decoders of a message's fields: the bytes, the position, and seek() past what they read. */
+  get buffer(): Uint8Array {
+    return this.buf;
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  seek(to: number): void {
+    this.pos = to;
+  }
+
   /** Steps onto the next field before `end` (default: the reader's end); false when there is none. */
   next(end = this.end): boolean {
     if (this.pos >= end) return false;
@@ -58,40 +71,12 @@ export class ProtoReader {
     return this.hi * TWO_32 + lo;
   }
 
-  /** A varint uint64 exactly, stored little-endian at out[off, off + 8) (a struct's u64, without BigInt). */
-  uint64To(out: Uint8Array, off: number): void {
-    this.expect(WIRE_VARINT);
-    const lo = this.varintLo();
-    const hi = this.hi;
-    out[off] = lo;
-    out[off + 1] = lo >>> 8;
-    out[off + 2] = lo >>> 16;
-    out[off + 3] = lo >>> 24;
-    out[off + 4] = hi;
-    out[off + 5] = hi >>> 8;
-    out[off + 6] = hi >>> 16;
-    out[off + 7] = hi >>> 24;
-  }
-
   /** A length-delimited field's content as a view into the buffer (copy what must outlive it). */
   bytes(): Uint8Array {
     const end = this.lengthEnd();
     const out = this.buf.subarray(this.pos, end);
     this.pos = end;
     return out;
-  }
-
-  /**
-   * A length-delimited field's content copied to out[off..] if it is at most
-   * `max` bytes long (left uncopied otherwise); returns its length. The hot
-   * path's alternative to bytes(): no view object per field.
-   */
-  bytesTo(out: Uint8Array, off: number, max: number): number {
-    const end = this.lengthEnd();
-    const len = end - this.pos;
-    if (len <= max) for (let i = 0; i < len; i++) out[off + i] = this.buf[this.pos + i]!;
-    this.pos = end;
-    return len;
   }
 
   /** Enters an embedded message: returns where it ends, to pass to next(). */

@@ -24,6 +24,24 @@ export class ProtoWriter {
     return this.buf.slice(0, this.pos);
   }
 
+  /**
+   * In-place writing, for encoders of a bounded run of fields: room for n
+   * more bytes at `position`; write them into the returned buffer, then
+   * advance() past them.
+   */
+  room(n: number): Uint8Array {
+    this.ensure(n);
+    return this.buf;
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  advance(to: number): void {
+    this.pos = to;
+  }
+
   /** A uint32 / enum field; zero (the proto3 default) is omitted. */
   uint32(field: number, v: number): void {
     if (v !== 0) this.varintField(field << 3, v >>> 0, 0);
