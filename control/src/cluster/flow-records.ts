@@ -109,7 +109,8 @@ export class FlowRecords {
   }
 
   private grow(): void {
-    const capacity = Math.max(64, (2 * this.keys.length) / FLOW_KEY_SIZE);
+    // by four: a message's worth (1000) after two copies
+    const capacity = Math.max(64, (4 * this.keys.length) / FLOW_KEY_SIZE);
     const keys = new Uint8Array(capacity * FLOW_KEY_SIZE);
     const values = new Uint8Array(capacity * FLOW_ENTRY_SIZE);
     keys.set(this.keys);

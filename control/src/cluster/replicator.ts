@@ -117,6 +117,8 @@ const classOf = (flags: number): StateClass => ((flags & FlowFlag.FLOW_F_COMMON)
 export class Replicator {
   private readonly d: ReplicatorDeps;
   private readonly pendingKeys: Uint8Array;
+  /** pendingKeys[i * FLOW_KEY_SIZE] as its own view, made once: a map lookup per key allocates nothing. */
+  private readonly pendingKeyViews: Uint8Array[];
   private readonly pendingRemoves: Uint8Array;
   private readonly pendingRemoveFlags: Uint8Array;
   private pendingChanged = 0;
@@ -130,6 +132,7 @@ export class Replicator {
   constructor(deps: ReplicatorDeps) {
     this.d = deps;
     this.pendingKeys = new Uint8Array(deps.queueCapacity * FLOW_KEY_SIZE);
+    this.pendingKeyViews = Array.from({ length: deps.queueCapacity }, (_, i) => this.pendingKeys.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE));
     this.pendingRemoves = new Uint8Array(deps.queueCapacity * FLOW_KEY_SIZE);
     this.pendingRemoveFlags = new Uint8Array(deps.queueCapacity);
   }
@@ -163,12 +166,13 @@ export class Replicator {
     const { view, stats, table } = this.d;
     const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
     const ownerships = [view.current(), view.next()];
+    const live = view.livePeers();
     for (let i = 0; i < this.pendingChanged; i++) {
       const kOff = i * FLOW_KEY_SIZE;
       // Gone since (removed): its removal follows.
-      if (!table.lookupRaw(this.pendingKeys.subarray(kOff, kOff + FLOW_KEY_SIZE), this.value)) continue;
+      if (!table.lookupRaw(this.pendingKeyViews[i]!, this.value)) continue;
       const cls = classOf(flowEntry.flags(this.value, 0));
-      const to = replicationTargets(bucketOf(this.pendingKeys, kOff), cls === 'common', view.selfId, ownerships, view.livePeers(), this.targets);
+      const to = replicationTargets(bucketOf(this.pendingKeys, kOff), cls === 'common', view.selfId, ownerships, live, this.targets);
       for (const peer of to) outbox.addEntry(peer, cls, this.pendingKeys, kOff, this.value, 0);
       stats.add(cls === 'common' ? 'entries_sent_common_on_demand' : 'entries_sent_node_on_demand', to.length);
     }
@@ -176,7 +180,7 @@ export class Replicator {
       const kOff = i * FLOW_KEY_SIZE;
       const common = (this.pendingRemoveFlags[i]! & FlowFlag.FLOW_F_COMMON) !== 0;
       const key = flowKey.read(this.pendingRemoves.subarray(kOff, kOff + FLOW_KEY_SIZE), 0);
-      const to = replicationTargets(bucketOf(this.pendingRemoves, kOff), common, view.selfId, ownerships, view.livePeers(), this.targets);
+      const to = replicationTargets(bucketOf(this.pendingRemoves, kOff), common, view.selfId, ownerships, live, this.targets);
       for (const peer of to) outbox.addRemove(peer, key);
       stats.add('removes_sent', to.length);
     }
@@ -204,6 +208,8 @@ export class Replicator {
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
       const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
       const ownership = view.current();
+      const ownerships = [ownership, view.next()];
+      const live = view.livePeers();
       for (let i = 0; i < count; i++) {
         const kOff = i * FLOW_KEY_SIZE;
         const vOff = i * FLOW_ENTRY_SIZE;
@@ -211,7 +217,7 @@ export class Replicator {
         if (ownership.owner[b] !== view.selfId) continue;
         const cls = classOf(flowEntry.flags(values, vOff));
         if (flowEntry.lastSeenNs(values, vOff) < since[cls]) continue;
-        const to = replicationTargets(b, cls === 'common', view.selfId, [ownership, view.next()], view.livePeers(), this.targets);
+        const to = replicationTargets(b, cls === 'common', view.selfId, ownerships, live, this.targets);
         for (const peer of to) outbox.addEntry(peer, cls, keys, kOff, values, vOff);
         stats.add(cls === 'common' ? 'entries_sent_common_periodic' : 'entries_sent_node_periodic', to.length);
       }

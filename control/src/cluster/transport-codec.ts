@@ -130,6 +130,8 @@ export class UnknownPayloadError extends Error {
 const PAYLOAD_ENTRIES = 1;
 const PAYLOAD_BULK = 4;
 const RECORDS_FIELD = 2;
+/** An IPv4 record with a TCP window each way; larger ones make the records buffer grow. */
+const TYPICAL_RECORD_BYTES = 80;
 
 /**
  * A payload's bytes as a SyncPayload. Throws EntryProtoError (bad entry),
@@ -149,7 +151,8 @@ export function decodePayload(bytes: Uint8Array): SyncPayload {
 /** Entries {cls = 1, entries = 2} or Bulk {request_id = 1, entries = 2, last = 3}, the reader on the body field. */
 function readPayloadOfRecords(rd: ProtoReader, body: number): SyncPayload {
   const end = rd.message();
-  const entries = new FlowRecords();
+  // sized for the common record (~90 bytes): one allocation for a typical message
+  const entries = new FlowRecords(Math.ceil((end - rd.position) / TYPICAL_RECORD_BYTES));
   let first = 0;
   let last = false;
   while (rd.next(end)) {
