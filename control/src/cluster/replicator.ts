@@ -114,6 +114,27 @@ export function gainedTargets(before: Ownership, after: Ownership, selfId: numbe
 
 const classOf = (flags: number): StateClass => ((flags & FlowFlag.FLOW_F_COMMON) !== 0 ? 'common' : 'node');
 
+/**
+ * replicationTargets per bucket for one flush or table chunk, each computed
+ * once: ownerships and live peers are fixed meanwhile, and a burst has many
+ * entries per bucket.
+ */
+class TargetsByBucket {
+  private readonly node: (number[] | undefined)[] = [];
+  private common: number[] | undefined;
+
+  constructor(
+    private readonly selfId: number,
+    private readonly ownerships: readonly (Ownership | undefined)[],
+    private readonly livePeers: readonly number[],
+  ) {}
+
+  of(b: number, common: boolean): readonly number[] {
+    if (common) return (this.common ??= replicationTargets(b, true, this.selfId, this.ownerships, this.livePeers, []));
+    return (this.node[b] ??= replicationTargets(b, false, this.selfId, this.ownerships, this.livePeers, []));
+  }
+}
+
 export class Replicator {
   private readonly d: ReplicatorDeps;
   private readonly pendingKeys: Uint8Array;
@@ -125,7 +146,6 @@ export class Replicator {
   private pendingRemoved = 0;
   private flushScheduled: NodeJS.Immediate | undefined;
   private readonly value = new Uint8Array(FLOW_ENTRY_SIZE);
-  private readonly targets: number[] = [];
   /** Start of the previous pass that included the class (0: the next pass is full). */
   private readonly lastPassNs: Record<StateClass, bigint> = { node: 0n, common: 0n };
 
@@ -165,14 +185,13 @@ export class Replicator {
     this.flushScheduled = undefined;
     const { view, stats, table } = this.d;
     const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
-    const ownerships = [view.current(), view.next()];
-    const live = view.livePeers();
+    const targets = new TargetsByBucket(view.selfId, [view.current(), view.next()], view.livePeers());
     for (let i = 0; i < this.pendingChanged; i++) {
       const kOff = i * FLOW_KEY_SIZE;
       // Gone since (removed): its removal follows.
       if (!table.lookupRaw(this.pendingKeyViews[i]!, this.value)) continue;
       const cls = classOf(flowEntry.flags(this.value, 0));
-      const to = replicationTargets(bucketOf(this.pendingKeys, kOff), cls === 'common', view.selfId, ownerships, live, this.targets);
+      const to = targets.of(bucketOf(this.pendingKeys, kOff), cls === 'common');
       for (const peer of to) outbox.addEntry(peer, cls, this.pendingKeys, kOff, this.value, 0);
       stats.add(cls === 'common' ? 'entries_sent_common_on_demand' : 'entries_sent_node_on_demand', to.length);
     }
@@ -180,7 +199,7 @@ export class Replicator {
       const kOff = i * FLOW_KEY_SIZE;
       const common = (this.pendingRemoveFlags[i]! & FlowFlag.FLOW_F_COMMON) !== 0;
       const key = flowKey.read(this.pendingRemoves.subarray(kOff, kOff + FLOW_KEY_SIZE), 0);
-      const to = replicationTargets(bucketOf(this.pendingRemoves, kOff), common, view.selfId, ownerships, live, this.targets);
+      const to = targets.of(bucketOf(this.pendingRemoves, kOff), common);
       for (const peer of to) outbox.addRemove(peer, key);
       stats.add('removes_sent', to.length);
     }
@@ -208,8 +227,7 @@ export class Replicator {
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
       const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
       const ownership = view.current();
-      const ownerships = [ownership, view.next()];
-      const live = view.livePeers();
+      const targets = new TargetsByBucket(view.selfId, [ownership, view.next()], view.livePeers());
       for (let i = 0; i < count; i++) {
         const kOff = i * FLOW_KEY_SIZE;
         const vOff = i * FLOW_ENTRY_SIZE;
@@ -217,7 +235,7 @@ export class Replicator {
         if (ownership.owner[b] !== view.selfId) continue;
         const cls = classOf(flowEntry.flags(values, vOff));
         if (flowEntry.lastSeenNs(values, vOff) < since[cls]) continue;
-        const to = replicationTargets(b, cls === 'common', view.selfId, ownerships, live, this.targets);
+        const to = targets.of(b, cls === 'common');
         for (const peer of to) outbox.addEntry(peer, cls, keys, kOff, values, vOff);
         stats.add(cls === 'common' ? 'entries_sent_common_periodic' : 'entries_sent_node_periodic', to.length);
       }
