@@ -22,11 +22,17 @@ export class Outbox {
   private readonly boxes = new Map<number, PeerBox>();
   private readonly send: SendFn;
   private readonly now: ClockReading;
+  private readonly capacity: number;
 
-  /** `now`: the clock reading the entries' times are made relative to. */
-  constructor(send: SendFn, now: ClockReading) {
+  /**
+   * `now`: the clock reading the entries' times are made relative to;
+   * `expected`: how many entries the caller may queue (at most), so that a
+   * message's records buffer is allocated once at the size it needs.
+   */
+  constructor(send: SendFn, now: ClockReading, expected: number) {
     this.send = send;
     this.now = now;
+    this.capacity = Math.max(1, Math.min(expected, MAX_ENTRIES_PER_MESSAGE));
   }
 
   get empty(): boolean {
@@ -37,7 +43,7 @@ export class Outbox {
   addEntry(to: number, cls: StateClass, keys: Uint8Array, kOff: number, values: Uint8Array, vOff: number): void {
     const parts = this.box(to)[cls];
     let last = parts.at(-1);
-    if (!last || last.length === MAX_ENTRIES_PER_MESSAGE) parts.push((last = new FlowRecords()));
+    if (!last || last.length === MAX_ENTRIES_PER_MESSAGE) parts.push((last = new FlowRecords(this.capacity)));
     last.addEntry(keys, kOff, values, vOff, this.now);
   }
 

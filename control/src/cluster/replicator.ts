@@ -184,7 +184,7 @@ export class Replicator {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = undefined;
     const { view, stats, table } = this.d;
-    const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
+    const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()), this.pendingChanged);
     const targets = new TargetsByBucket(view.selfId, [view.current(), view.next()], view.livePeers());
     for (let i = 0; i < this.pendingChanged; i++) {
       const kOff = i * FLOW_KEY_SIZE;
@@ -225,7 +225,7 @@ export class Replicator {
     if (since.node === Infinity && since.common === Infinity) return;
     stats.add('periodic_passes');
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
-      const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
+      const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()), count);
       const ownership = view.current();
       const targets = new TargetsByBucket(view.selfId, [ownership, view.next()], view.livePeers());
       for (let i = 0; i < count; i++) {
@@ -258,7 +258,7 @@ export class Replicator {
     const since = new Map<number, number>();
     for (const [peer, ns] of servedSince) since.set(peer, Number(ns - this.d.lastSeenGranularityNs));
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
-      const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()));
+      const outbox = new Outbox(this.d.send, new ClockReading(this.d.monotonicNs()), count);
       for (let i = 0; i < count; i++) {
         const kOff = i * FLOW_KEY_SIZE;
         const vOff = i * FLOW_ENTRY_SIZE;

@@ -45,7 +45,8 @@ export class StateServer {
     if (req.flows && req.flows.length > 0) return this.answerFlows(from, req.requestId, req);
     const wanted = new Uint8Array(SW_BUCKETS);
     for (const b of req.buckets ?? []) if (b >= 0 && b < SW_BUCKETS) wanted[b] = 1;
-    let batch = new FlowRecords();
+    // a table walk fills messages: each records buffer at full size from the start
+    let batch = new FlowRecords(MAX_ENTRIES_PER_MESSAGE);
     await this.d.table.scanChunks(this.d.chunk, (keys, values, count) => {
       const owner = this.d.current().owner;
       const now = new ClockReading(this.d.monotonicNs());
@@ -59,7 +60,7 @@ export class StateServer {
         batch.addEntry(keys, kOff, values, vOff, now);
         if (batch.length === MAX_ENTRIES_PER_MESSAGE) {
           this.sendBulk(from, req.requestId, batch, false);
-          batch = new FlowRecords();
+          batch = new FlowRecords(MAX_ENTRIES_PER_MESSAGE);
         }
       }
       return this.d.waitForRoom(from).then(() => true);
