@@ -50,8 +50,6 @@ test('an entry travels with relative times and installs as a marked replica on t
   assert.equal(e.lastSeenNs, NOW + 5_000_000_000n - 2_000_000_000n);
   assert.equal(e.origIfindex, 0);
   assert.deepEqual([e.packets, e.bytes, e.version, e.state, e.ruleId], [original.packets, original.bytes, original.version, original.state, original.ruleId]);
-  assert.equal(r.length, 1, 'installing leaves the records as they were');
-  assert.deepEqual(plain(r), [sent]);
 });
 
 test('times later than the clock reading count as now; times older than the receiver\'s clock clamp to 0', () => {

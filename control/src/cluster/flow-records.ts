@@ -94,12 +94,11 @@ export class FlowRecords {
     this.count++;
   }
 
-  /** Writes record i's key to keys[kOff] and its entry to values[vOff], its times rebuilt on the clock of `now`. */
-  entryAt(i: number, now: ClockReading, keys: Uint8Array, kOff: number, values: Uint8Array, vOff: number): void {
-    copyBytes(keys, kOff, this.keys, i * FLOW_KEY_SIZE, FLOW_KEY_SIZE);
-    copyBytes(values, vOff, this.values, i * FLOW_ENTRY_SIZE, FLOW_ENTRY_SIZE);
-    reflect(values, vOff + E.createdNs, now);
-    reflect(values, vOff + E.lastSeenNs, now);
+  /** Turns record i's times from "how long ago" into times on the clock of `now`, in place (the receiver's side). */
+  rebuildTimes(i: number, now: ClockReading): void {
+    const at = i * FLOW_ENTRY_SIZE;
+    reflect(this.values, at + E.createdNs, now);
+    reflect(this.values, at + E.lastSeenNs, now);
   }
 
   /** The index after the last record, with room for it. */

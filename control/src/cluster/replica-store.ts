@@ -4,8 +4,8 @@
 // A replica is written as an ordinary entry with FLOW_F_REMOTE (see
 // markReplica); it stays inert while this node does not own its bucket,
 // so taking over a bucket needs no per-entry work. Records go from the
-// received struct bytes (flow-records.ts) to the map in batches, no object
-// per entry. Rules:
+// received struct bytes (flow-records.ts) to the map in batches, in place:
+// no object and no copy per entry. Rules:
 // - an entry in a bucket this node owns is authoritative here: a replica
 //   only fills the gap when there is no entry at all (join bulk, flow fetch);
 // - otherwise the newer version wins, and for equal versions the fresher
@@ -32,43 +32,45 @@ export interface ReplicaStoreDeps {
 
 export class ReplicaStore {
   private readonly d: ReplicaStoreDeps;
+  /** Keys of removals and prunes, a chunk at a time. */
   private readonly keys: Uint8Array;
-  private readonly values: Uint8Array;
-  /** keys[i * FLOW_KEY_SIZE] as its own view, made once: a map lookup per record allocates nothing. */
-  private readonly keyViews: Uint8Array[];
   private readonly current = new Uint8Array(FLOW_ENTRY_SIZE);
 
   constructor(deps: ReplicaStoreDeps) {
     this.d = deps;
     this.keys = new Uint8Array(deps.chunk * FLOW_KEY_SIZE);
-    this.values = new Uint8Array(deps.chunk * FLOW_ENTRY_SIZE);
-    this.keyViews = Array.from({ length: deps.chunk }, (_, i) => this.keys.subarray(i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE));
   }
 
-  /** Installs the records that are new or newer here; returns how many were written. */
+  /**
+   * Installs the records that are new or newer here; returns how many were
+   * written. Consumes `records`: each becomes a replica entry on this node's
+   * clock in place, the wanted ones are packed to the front and written to
+   * the map from there, a chunk per batch (no copy per record).
+   */
   install(records: FlowRecords): number {
     const { table, stats } = this.d;
+    const { keys, values } = records;
     const now = new ClockReading(this.d.monotonicNs());
-    let queued = 0;
-    let installed = 0;
+    let kept = 0;
     for (let i = 0; i < records.length; i++) {
-      const vOff = queued * FLOW_ENTRY_SIZE;
-      records.entryAt(i, now, this.keys, queued * FLOW_KEY_SIZE, this.values, vOff);
-      markReplica(this.values, vOff);
-      if (!this.wanted(queued)) {
+      records.rebuildTimes(i, now);
+      markReplica(values, i * FLOW_ENTRY_SIZE);
+      if (!this.wanted(records, i)) {
         stats.add('replicas_ignored');
         continue;
       }
-      if (++queued === this.d.chunk) {
-        table.upsertBatch(this.keys, this.values, queued);
-        installed += queued;
-        queued = 0;
+      if (kept !== i) {
+        keys.copyWithin(kept * FLOW_KEY_SIZE, i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE);
+        values.copyWithin(kept * FLOW_ENTRY_SIZE, i * FLOW_ENTRY_SIZE, (i + 1) * FLOW_ENTRY_SIZE);
       }
+      kept++;
     }
-    table.upsertBatch(this.keys, this.values, queued);
-    installed += queued;
-    stats.add('replicas_installed', installed);
-    return installed;
+    for (let start = 0; start < kept; start += this.d.chunk) {
+      const n = Math.min(this.d.chunk, kept - start);
+      table.upsertBatch(keys.subarray(start * FLOW_KEY_SIZE), values.subarray(start * FLOW_ENTRY_SIZE), n);
+    }
+    stats.add('replicas_installed', kept);
+    return kept;
   }
 
   /** Deletes replicas of flows their owner removed; entries of buckets owned here stay. */
@@ -112,15 +114,16 @@ export class ReplicaStore {
     return pruned;
   }
 
-  /** Whether the replica in slot `slot` of the batch should replace what the table holds. */
-  private wanted(slot: number): boolean {
-    if (!this.d.table.lookupRaw(this.keyViews[slot]!, this.current)) return true;
-    if (this.d.ownsBucket(bucketOf(this.keys, slot * FLOW_KEY_SIZE))) return false;
-    const vOff = slot * FLOW_ENTRY_SIZE;
-    const version = flowEntry.version(this.values, vOff);
+  /** Whether replica i of `records` should replace what the table holds. */
+  private wanted(records: FlowRecords, i: number): boolean {
+    const kOff = i * FLOW_KEY_SIZE;
+    if (!this.d.table.lookupRaw(records.keys.subarray(kOff, kOff + FLOW_KEY_SIZE), this.current)) return true;
+    if (this.d.ownsBucket(bucketOf(records.keys, kOff))) return false;
+    const vOff = i * FLOW_ENTRY_SIZE;
+    const version = flowEntry.version(records.values, vOff);
     const held = flowEntry.version(this.current, 0);
     if (version !== held) return versionNewer(version, held);
-    return flowEntry.lastSeenNs(this.values, vOff) > flowEntry.lastSeenNs(this.current, 0);
+    return flowEntry.lastSeenNs(records.values, vOff) > flowEntry.lastSeenNs(this.current, 0);
   }
 }
 
