@@ -10,7 +10,7 @@ import { Membership } from '../../control/src/cluster/membership.js';
 import { ReplicaStore } from '../../control/src/cluster/replica-store.js';
 import { FlowFlag, TcpWindowFlag } from '../../control/src/gen/layout.js';
 import { entry, keyBytes, MemoryTable, tcpKey } from './cluster-memory-table.js';
-import { plain } from './flow-records-fixture.js';
+import { keysOf, plain } from './flow-records-fixture.js';
 
 const NOW = 1_000_000_000_000n;
 
@@ -98,7 +98,7 @@ test('installs are written in batches of the chunk size; removals skip owned buc
   assert.equal(s.install(records(...Array.from({ length: 2500 }, (_, i) => i + 1))), 2500);
   assert.equal(table.upserts, 3);
   table.put(tcpKey(0), entry());
-  const removed = s.remove([tcpKey(0), tcpKey(1), tcpKey(2), tcpKey(99999)]);
+  const removed = s.remove(keysOf([tcpKey(0), tcpKey(1), tcpKey(2), tcpKey(99999)]));
   assert.equal(removed, 2);
   assert.ok(table.get(tcpKey(0)), 'owned here: the local entry stays');
   assert.equal(table.get(tcpKey(1)), undefined);

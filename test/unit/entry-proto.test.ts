@@ -12,7 +12,7 @@ import { ProtoWriter } from '../../control/src/cluster/proto-writer.js';
 import { decodeFrame, decodePayload, encodeFrame, encodePayload } from '../../control/src/cluster/transport-codec.js';
 import type { SyncPayload } from '../../control/src/cluster/types.js';
 import { findInstallFile } from '../../control/src/install-files.js';
-import { plain, recordsOf, type PlainRecord } from './flow-records-fixture.js';
+import { keysOf, plain, readable, recordsOf, type PlainRecord } from './flow-records-fixture.js';
 
 const root = protobuf.loadSync(findInstallFile('proto/sync.proto'));
 const current = root.lookupType('syncwall.sync.v1.FlowRecord');
@@ -203,7 +203,8 @@ test('broken bytes are refused, not misread', () => {
 test('every payload kind survives a frame; seqs follow first_seq; hello and heartbeat ride along', () => {
   const payloads: SyncPayload[] = [
     { kind: 'entries', cls: 'common', entries: recordsOf([v4, v6]) },
-    { kind: 'removes', keys: [v6.key] },
+    { kind: 'removes', keys: keysOf([v6.key, v4.key]) },
+    { kind: 'removes', keys: keysOf([]) },
     { kind: 'request', requestId: 3, flows: [v4.key] },
     { kind: 'request', requestId: 4, all: true },
     { kind: 'bulk', requestId: 4, entries: recordsOf([v6]), last: true },
@@ -216,8 +217,25 @@ test('every payload kind survives a frame; seqs follow first_seq; hello and hear
   assert.equal(frame.firstSeq, 77);
   assert.deepEqual(frame.hello, hello);
   assert.equal(frame.heartbeat, 'active');
-  const readable = (p: SyncPayload): unknown => (p.kind === 'entries' || p.kind === 'bulk' ? { ...p, entries: plain(p.entries) } : p);
   assert.deepEqual(frame.payloads.map((p) => readable(decodePayload(p))), payloads.map(readable));
   const bare = decodeFrame(encodeFrame({ ack: 0, firstSeq: 0, payloads: [] }));
   assert.deepEqual(bare, { ack: 0, firstSeq: 0, payloads: [], hello: null, heartbeat: null });
+});
+
+test('removed keys: the direct writer and reader agree with protobufjs on Payload.removes', () => {
+  const payloadType = root.lookupType('syncwall.sync.v1.Payload');
+  const keys = [v4.key, v6.key, { ...v4.key, portA: 0, proto: 1 }];
+  const bytes = encodePayload({ kind: 'removes', keys: keysOf(keys) });
+  const m = payloadType.toObject(payloadType.decode(bytes), { bytes: Array }) as { removes: { keys: Record<string, unknown>[] } };
+  const proto = (k: PlainRecord['key']): Record<string, unknown> => {
+    const out: Record<string, unknown> = { family: k.family, proto: k.proto, addrA: [...k.addrA], addrB: [...k.addrB], portB: k.portB };
+    if (k.portA !== 0) out['portA'] = k.portA;
+    return out;
+  };
+  assert.deepEqual(m.removes.keys, keys.map(proto));
+  assert.deepEqual(Buffer.from(bytes), Buffer.from(payloadType.encode(payloadType.fromObject(m)).finish()));
+  const fromProtobufjs = payloadType.encode({ removes: { keys: keys.map((k) => ({ ...k })) } }).finish();
+  assert.deepEqual(readable(decodePayload(fromProtobufjs)), { kind: 'removes', keys });
+  const bad = payloadType.encode({ removes: { keys: [{ ...v4.key }, { ...v4.key, family: 6 }] } }).finish();
+  assert.throws(() => decodePayload(bad), /16-byte addresses/);
 });

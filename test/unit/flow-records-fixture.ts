@@ -1,8 +1,11 @@
-// FlowRecords (packed struct bytes in transit) to and from readable
-// key/entry pairs, for tests that build payloads or check what arrived.
-// created_ns and last_seen_ns of these entries are "ns ago", as in transit.
+// FlowRecords and FlowKeys (packed struct bytes in transit) to and from
+// readable keys and key/entry pairs, for tests that build payloads or check
+// what arrived. created_ns and last_seen_ns of these entries are "ns ago",
+// as in transit.
 import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, flowEntry, flowKey, type FlowEntry, type FlowKey } from '../../control/src/bpf/codec.js';
+import { FlowKeys } from '../../control/src/cluster/flow-keys.js';
 import { FlowRecords } from '../../control/src/cluster/flow-records.js';
+import type { SyncPayload } from '../../control/src/cluster/types.js';
 
 export interface PlainRecord {
   key: FlowKey;
@@ -38,4 +41,25 @@ export function sampleRecord(i: number): PlainRecord {
       lastSeenNs: 5_000_000n, packets: [BigInt(i), 2n], bytes: [BigInt(i) * 1500n, 2n ** 60n], createdNs: 1_000_000_000n, origIfindex: 0,
     },
   };
+}
+
+export function keysOf(list: readonly FlowKey[]): FlowKeys {
+  const out = new FlowKeys();
+  const bytes = new Uint8Array(FLOW_KEY_SIZE);
+  for (const k of list) {
+    flowKey.write(bytes, 0, k);
+    out.add(bytes, 0);
+  }
+  return out;
+}
+
+export function plainKeys(keys: FlowKeys): FlowKey[] {
+  return Array.from({ length: keys.length }, (_, i) => flowKey.read(keys.keys, i * FLOW_KEY_SIZE));
+}
+
+/** A payload with its records and keys readable, to compare what was sent with what arrived. */
+export function readable(p: SyncPayload): unknown {
+  if (p.kind === 'entries' || p.kind === 'bulk') return { ...p, entries: plain(p.entries) };
+  if (p.kind === 'removes') return { ...p, keys: plainKeys(p.keys) };
+  return p;
 }

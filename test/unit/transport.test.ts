@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { SyncPayload } from '../../control/src/cluster/types.js';
-import { plain, recordsOf, sampleRecord } from './flow-records-fixture.js';
+import { keysOf, readable, recordsOf, sampleRecord } from './flow-records-fixture.js';
 import { addr, makeCertDirs, startNode, waitFor, type Node } from './transport-fixture.js';
 
 let certs: ReturnType<typeof makeCertDirs>;
@@ -12,11 +12,6 @@ before(() => {
 after(() => certs.cleanup());
 
 const entries = (from: number, n: number): SyncPayload => ({ kind: 'entries', cls: 'node', entries: recordsOf(Array.from({ length: n }, (_, i) => sampleRecord(from + i))) });
-
-/** A payload with its records as readable key/entry pairs, to compare what was sent with what arrived. */
-function readable(p: SyncPayload): unknown {
-  return p.kind === 'entries' || p.kind === 'bulk' ? { ...p, entries: plain(p.entries) } : p;
-}
 
 async function stopAll(...nodes: (Node | undefined)[]): Promise<void> {
   await Promise.all(nodes.map((n) => n?.transport.stop()));
@@ -32,7 +27,7 @@ async function pair(): Promise<[Node, Node]> {
 test('two transports exchange entries both ways, every payload acked', async () => {
   const [a, b] = await pair();
   try {
-    const sent: SyncPayload[] = [entries(0, 3), { kind: 'removes', keys: [sampleRecord(1).key] }, { kind: 'request', requestId: 7, buckets: [1, 1023], common: true }];
+    const sent: SyncPayload[] = [entries(0, 3), { kind: 'removes', keys: keysOf([sampleRecord(1).key]) }, { kind: 'request', requestId: 7, buckets: [1, 1023], common: true }];
     const seqs = sent.map((p) => a.transport.send(2, p));
     const bulk: SyncPayload = { kind: 'bulk', requestId: 7, entries: recordsOf([sampleRecord(42)]), last: true };
     const back = b.transport.send(1, bulk);

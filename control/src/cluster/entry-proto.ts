@@ -11,6 +11,7 @@
 // sub-messages as null/undefined.
 import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, bytesLE, structFields, type FlowKey } from '../bpf/codec.js';
 import { SwFamily } from '../gen/layout.js';
+import type { FlowKeys } from './flow-keys.js';
 import type { FlowRecords } from './flow-records.js';
 import { ProtoReadError, WIRE_FIXED32, WIRE_FIXED64, WIRE_LENGTH, WIRE_VARINT, type ProtoReader } from './proto-reader.js';
 import type { ProtoWriter } from './proto-writer.js';
@@ -152,6 +153,13 @@ export function writeRecord(w: ProtoWriter, field: number, records: FlowRecords,
   w.advance(p);
 }
 
+/** Writes key i of `keys` as an embedded FlowKey message (field `field`). */
+export function writeKey(w: ProtoWriter, field: number, keys: FlowKeys, i: number): void {
+  const out = w.room(KEY_MAX_BYTES + 3);
+  const off = i * FLOW_KEY_SIZE;
+  w.advance(writeEmbedded(KEY_FIELDS, keys.keys, off, out, putVarint(out, w.position, (field << 3) | 2, 0), keys.keys, off));
+}
+
 /**
  * Writes the fields of `fields` from the struct at src[base..] to out[p..];
  * returns the position after them. Keys come from keys[kOff..].
@@ -234,6 +242,19 @@ export function readRecord(rd: ProtoReader, into: FlowRecords): void {
   rd.seek(end);
   // a key that was read passed checkKey, so its family is 4 or 6
   if (into.keys[kOff + K.family] === 0) throw new EntryProtoError('flow key missing');
+  into.commit();
+}
+
+/**
+ * Reads the embedded FlowKey message the reader stands on into a new key of
+ * `into`. Throws EntryProtoError for a key no data plane could hold,
+ * ProtoReadError for broken bytes; either way `into` gains no key.
+ */
+export function readKey(rd: ProtoReader, into: FlowKeys): void {
+  const end = rd.message();
+  const off = into.reserve() * FLOW_KEY_SIZE;
+  readFields(KEY_FIELDS, rd.buffer, rd.position, end, into.keys, off, into.keys, off);
+  rd.seek(end);
   into.commit();
 }
 

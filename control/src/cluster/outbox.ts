@@ -2,7 +2,7 @@
 // possible: one `entries` message per (peer, class) and one `removes` per
 // peer, split at MAX_ENTRIES_PER_MESSAGE. Returns the last sequence number
 // per peer so callers can wait for the acks (drain).
-import type { FlowKey } from '../bpf/codec.js';
+import { FlowKeys } from './flow-keys.js';
 import { FlowRecords, type ClockReading } from './flow-records.js';
 import type { StateClass, SyncPayload } from './types.js';
 
@@ -15,7 +15,7 @@ interface PeerBox {
   /** Messages' worth of records, each at most MAX_ENTRIES_PER_MESSAGE. */
   node: FlowRecords[];
   common: FlowRecords[];
-  removes: FlowKey[];
+  removes: FlowKeys[];
 }
 
 export class Outbox {
@@ -47,8 +47,12 @@ export class Outbox {
     last.addEntry(keys, kOff, values, vOff, this.now);
   }
 
-  addRemove(to: number, key: FlowKey): void {
-    this.box(to).removes.push(key);
+  /** Queues the removal of the flow whose key is at keys[off] for peer `to`. */
+  addRemove(to: number, keys: Uint8Array, off: number): void {
+    const parts = this.box(to).removes;
+    let last = parts.at(-1);
+    if (!last || last.length === MAX_ENTRIES_PER_MESSAGE) parts.push((last = new FlowKeys()));
+    last.add(keys, off);
   }
 
   /** Sends everything gathered; returns the last seq sent to each peer. */
@@ -58,9 +62,7 @@ export class Outbox {
       for (const cls of ['node', 'common'] as const) {
         for (const entries of box[cls]) lastSeq.set(to, this.send(to, { kind: 'entries', cls, entries }));
       }
-      for (let i = 0; i < box.removes.length; i += MAX_ENTRIES_PER_MESSAGE) {
-        lastSeq.set(to, this.send(to, { kind: 'removes', keys: box.removes.slice(i, i + MAX_ENTRIES_PER_MESSAGE) }));
-      }
+      for (const keys of box.removes) lastSeq.set(to, this.send(to, { kind: 'removes', keys }));
     }
     this.boxes.clear();
     return lastSeq;

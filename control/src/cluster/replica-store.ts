@@ -11,11 +11,12 @@
 // - otherwise the newer version wins, and for equal versions the fresher
 //   last_seen (the periodic pass carries counters and windows, not a new
 //   version), so a late or duplicate message never rolls an entry back.
-import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, bytesLE, flowEntry, flowKey, structFields, type FlowKey } from '../bpf/codec.js';
+import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, bytesLE, flowEntry, structFields } from '../bpf/codec.js';
 import type { ConnTable } from '../bpf/conn-table.js';
 import { FlowFlag, TcpWindowFlag } from '../gen/layout.js';
 import { bucketOf } from './bucket.js';
 import type { ClusterStats } from './cluster-stats.js';
+import type { FlowKeys } from './flow-keys.js';
 import { ClockReading, type FlowRecords } from './flow-records.js';
 
 export type ReplicaTable = Pick<ConnTable, 'lookupRaw' | 'upsertBatch' | 'deleteBatch' | 'scanChunks'>;
@@ -73,22 +74,26 @@ export class ReplicaStore {
     return kept;
   }
 
-  /** Deletes replicas of flows their owner removed; entries of buckets owned here stay. */
-  remove(keys: readonly FlowKey[]): number {
+  /**
+   * Deletes replicas of flows their owner removed; entries of buckets owned
+   * here stay. Consumes `removed`: the keys to delete are packed to its front
+   * and deleted from there, a chunk per batch.
+   */
+  remove(removed: FlowKeys): number {
+    const { keys } = removed;
     let n = 0;
-    let removed = 0;
-    for (const k of keys) {
-      const off = n * FLOW_KEY_SIZE;
-      flowKey.write(this.keys, off, k);
-      if (this.d.ownsBucket(bucketOf(this.keys, off))) continue;
-      if (++n === this.d.chunk) {
-        removed += this.d.table.deleteBatch(this.keys, n);
-        n = 0;
-      }
+    for (let i = 0; i < removed.length; i++) {
+      const off = i * FLOW_KEY_SIZE;
+      if (this.d.ownsBucket(bucketOf(keys, off))) continue;
+      if (n !== i) keys.copyWithin(n * FLOW_KEY_SIZE, off, off + FLOW_KEY_SIZE);
+      n++;
     }
-    removed += this.d.table.deleteBatch(this.keys, n);
-    this.d.stats.add('replicas_removed', removed);
-    return removed;
+    let deleted = 0;
+    for (let start = 0; start < n; start += this.d.chunk) {
+      deleted += this.d.table.deleteBatch(keys.subarray(start * FLOW_KEY_SIZE), Math.min(this.d.chunk, n - start));
+    }
+    this.d.stats.add('replicas_removed', deleted);
+    return deleted;
   }
 
   /**

@@ -198,9 +198,8 @@ export class Replicator {
     for (let i = 0; i < this.pendingRemoved; i++) {
       const kOff = i * FLOW_KEY_SIZE;
       const common = (this.pendingRemoveFlags[i]! & FlowFlag.FLOW_F_COMMON) !== 0;
-      const key = flowKey.read(this.pendingRemoves.subarray(kOff, kOff + FLOW_KEY_SIZE), 0);
       const to = targets.of(bucketOf(this.pendingRemoves, kOff), common);
-      for (const peer of to) outbox.addRemove(peer, key);
+      for (const peer of to) outbox.addRemove(peer, this.pendingRemoves, kOff);
       stats.add('removes_sent', to.length);
     }
     this.pendingChanged = 0;

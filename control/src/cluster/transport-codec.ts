@@ -13,11 +13,14 @@ import {
   expectationToProto,
   keyFromProto,
   keyToProto,
+  readKey,
   readRecord,
+  writeKey,
   writeRecord,
   type ProtoExpectation,
   type ProtoFlowKey,
 } from './entry-proto.js';
+import { FlowKeys } from './flow-keys.js';
 import { FlowRecords } from './flow-records.js';
 import { ProtoReader } from './proto-reader.js';
 import { ProtoWriter } from './proto-writer.js';
@@ -84,9 +87,8 @@ interface ProtoRequest {
   common?: boolean;
 }
 
-/** The payload kinds protobufjs decodes (entries and bulk are read by readPayloadOfRecords). */
+/** The payload kinds protobufjs decodes (entries, bulk and removes are read in place). */
 interface ProtoPayload {
-  removes?: { keys?: ProtoFlowKey[] } | null;
   request?: ProtoRequest | null;
   handover?: { buckets?: number[] } | null;
   expectations?: { add?: ProtoExpectation[]; remove?: ProtoExpectation[] } | null;
@@ -100,11 +102,9 @@ interface ProtoHello {
   ackedIncarnation?: string;
 }
 
-/** Payload kinds that carry flow records are written by writeRecords (see encodePayload). */
-function payloadToProto(p: Exclude<SyncPayload, { kind: 'entries' | 'bulk' }>): ProtoPayload {
+/** Payload kinds that carry flow records or removed keys are written in place (see encodePayload). */
+function payloadToProto(p: Exclude<SyncPayload, { kind: 'entries' | 'bulk' | 'removes' }>): ProtoPayload {
   switch (p.kind) {
-    case 'removes':
-      return { removes: { keys: p.keys.map(keyToProto) } };
     case 'request':
       return {
         request: {
@@ -128,10 +128,13 @@ export class UnknownPayloadError extends Error {
 
 // Field numbers of proto/sync.proto used by the direct reader.
 const PAYLOAD_ENTRIES = 1;
+const PAYLOAD_REMOVES = 2;
 const PAYLOAD_BULK = 4;
 const RECORDS_FIELD = 2;
 /** An IPv4 record with a TCP window each way; larger ones make the records buffer grow. */
 const TYPICAL_RECORD_BYTES = 80;
+/** An IPv4 key. */
+const TYPICAL_KEY_BYTES = 24;
 
 /**
  * A payload's bytes as a SyncPayload. Throws EntryProtoError (bad entry),
@@ -143,6 +146,7 @@ export function decodePayload(bytes: Uint8Array): SyncPayload {
   // Payload is a oneof: find its body; flow records are read in place.
   while (rd.next()) {
     if (rd.field === PAYLOAD_ENTRIES || rd.field === PAYLOAD_BULK) return readPayloadOfRecords(rd, rd.field);
+    if (rd.field === PAYLOAD_REMOVES) return readRemoves(rd);
     rd.skip();
   }
   return payloadFromProto(PayloadType.decode(bytes) as unknown as ProtoPayload);
@@ -165,8 +169,18 @@ function readPayloadOfRecords(rd: ProtoReader, body: number): SyncPayload {
   return { kind: 'bulk', requestId: first, entries, last };
 }
 
+/** Removes {keys = 1}, the reader on the body field. */
+function readRemoves(rd: ProtoReader): SyncPayload {
+  const end = rd.message();
+  const keys = new FlowKeys(Math.ceil((end - rd.position) / TYPICAL_KEY_BYTES));
+  while (rd.next(end)) {
+    if (rd.field === 1) readKey(rd, keys);
+    else rd.skip();
+  }
+  return { kind: 'removes', keys };
+}
+
 function payloadFromProto(m: ProtoPayload): SyncPayload {
-  if (m.removes) return { kind: 'removes', keys: (m.removes.keys ?? []).map(keyFromProto) };
   if (m.request) {
     const r = m.request;
     const out: SyncPayload = { kind: 'request', requestId: r.requestId ?? 0 };
@@ -188,10 +202,11 @@ function payloadFromProto(m: ProtoPayload): SyncPayload {
 const writer = new ProtoWriter();
 
 /**
- * Payloads of flow records, the bulk of the traffic, go through ProtoWriter
- * (field numbers of proto/sync.proto: Payload.entries = 1 {cls = 1,
- * entries = 2}, Payload.bulk = 4 {request_id = 1, entries = 2, last = 3});
- * the rarer kinds through protobufjs.
+ * Payloads of flow records and removed keys, the bulk of the traffic, go
+ * through ProtoWriter (field numbers of proto/sync.proto: Payload.entries = 1
+ * {cls = 1, entries = 2}, Payload.removes = 2 {keys = 1}, Payload.bulk = 4
+ * {request_id = 1, entries = 2, last = 3}); the rarer kinds through
+ * protobufjs.
  */
 export function encodePayload(p: SyncPayload): Uint8Array {
   if (p.kind === 'entries') {
@@ -208,6 +223,13 @@ export function encodePayload(p: SyncPayload): Uint8Array {
     writer.uint32(1, p.requestId);
     writeRecords(p.entries, 2);
     writer.uint32(3, p.last ? 1 : 0);
+    writer.end(at);
+    return writer.finish();
+  }
+  if (p.kind === 'removes') {
+    writer.reset();
+    const at = writer.begin(PAYLOAD_REMOVES);
+    for (let i = 0; i < p.keys.length; i++) writeKey(writer, 1, p.keys, i);
     writer.end(at);
     return writer.finish();
   }

@@ -4,6 +4,7 @@
 // versions still understand each other; in memory, connection entries stay
 // packed struct bytes (flow-records.ts).
 import type { FlowKey } from '../bpf/codec.js';
+import type { FlowKeys } from './flow-keys.js';
 import type { FlowRecords } from './flow-records.js';
 
 export type NodeState = 'joining' | 'active' | 'draining' | 'failed';
@@ -35,7 +36,7 @@ export type SyncPayload =
   /** replication (on-demand or periodic) */
   | { kind: 'entries'; cls: StateClass; entries: FlowRecords }
   /** flows closed/expired/deleted on the owner */
-  | { kind: 'removes'; keys: FlowKey[] }
+  | { kind: 'removes'; keys: FlowKeys }
   /** trigger c (buckets, all, common) and e (flows) */
   | { kind: 'request'; requestId: number; flows?: FlowKey[]; buckets?: number[]; all?: boolean; common?: boolean }
   /** answer to a request, chunked (many messages; `last` on the final one) */
