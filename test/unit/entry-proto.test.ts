@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import protobuf from 'protobufjs';
+import { FLOW_KEY_SIZE, flowKey } from '../../control/src/bpf/codec.js';
 import { EntryProtoError, readRecord, writeRecord } from '../../control/src/cluster/entry-proto.js';
 import { FlowRecords } from '../../control/src/cluster/flow-records.js';
 import { ProtoReader, ProtoReadError } from '../../control/src/cluster/proto-reader.js';
@@ -238,4 +239,34 @@ test('removed keys: the direct writer and reader agree with protobufjs on Payloa
   assert.deepEqual(readable(decodePayload(fromProtobufjs)), { kind: 'removes', keys });
   const bad = payloadType.encode({ removes: { keys: [{ ...v4.key }, { ...v4.key, family: 6 }] } }).finish();
   assert.throws(() => decodePayload(bad), /16-byte addresses/);
+});
+
+test('a second key replaces the first; a record that failed leaves nothing behind in the next one', () => {
+  const keyOf = (r: PlainRecord): Uint8Array => current.encode({ key: onWire(r)['key'] }).finish();
+  // FlowRecord bytes are concatenable: the v4 key after the v6 one wins, none of the v6 address bytes stay
+  const wrapped = (m: Uint8Array): Uint8Array => protobuf.Writer.create().uint32((1 << 3) | 2).bytes(m).finish();
+  const twoKeys = new FlowRecords();
+  const rd0 = new ProtoReader(wrapped(Uint8Array.from([...current.encode(onWire(v6)).finish(), ...keyOf(v4)])));
+  assert.ok(rd0.next());
+  readRecord(rd0, twoKeys);
+  const v4Bytes = new Uint8Array(FLOW_KEY_SIZE);
+  flowKey.write(v4Bytes, 0, v4.key);
+  assert.deepEqual(twoKeys.keys.subarray(0, FLOW_KEY_SIZE), v4Bytes);
+  assert.deepEqual(plain(twoKeys)[0]!.entry, v6.entry);
+  const into = new FlowRecords();
+  const broken = wrapped(Uint8Array.from([...current.encode(onWire(v6)).finish(), (2 << 3) | 2, 1, 0]));
+  const rd1 = new ProtoReader(broken);
+  assert.ok(rd1.next());
+  assert.throws(() => readRecord(rd1, into));
+  assert.equal(into.length, 0);
+  const older = protobuf.parse(`syntax = "proto3";
+    message FlowKey { uint32 family = 1; uint32 proto = 2; bytes addr_a = 3; bytes addr_b = 4; uint32 port_a = 5; uint32 port_b = 6; }
+    message FlowRecord { FlowKey key = 1; uint32 state = 2; }`).root.lookupType('FlowRecord');
+  const rd2 = new ProtoReader(wrapped(older.encode({ key: onWire(v4)['key'], state: 4 }).finish()));
+  assert.ok(rd2.next());
+  readRecord(rd2, into);
+  const [r] = plain(into);
+  assert.deepEqual(r!.key, v4.key);
+  assert.equal(r!.entry.state, 4);
+  assert.deepEqual([r!.entry.packets, r!.entry.win[0].end, r!.entry.createdNs], [[0n, 0n], 0, 0n], 'no bytes of the failed record');
 });

@@ -281,9 +281,15 @@ function readFields(fields: Int32Array, buf: Uint8Array, p: number, end: number,
   let lenA = 0;
   let lenB = 0;
   while (p < end) {
-    p = getVarint(buf, p, end);
-    const field = varintLo >>> 3;
-    const wireType = varintLo & 7;
+    // one-byte varints (every tag below field 16, most small values) are read here, the rest by getVarint
+    let tag = buf[p]!;
+    if (tag < 128) p++;
+    else {
+      p = getVarint(buf, p, end);
+      tag = varintLo;
+    }
+    const field = tag >>> 3;
+    const wireType = tag & 7;
     const row = field <= MAX_FIELD ? rows[field]! : -1;
     if (row < 0) {
       p = skipField(buf, p, end, field, wireType);
@@ -293,18 +299,23 @@ function readFields(fields: Int32Array, buf: Uint8Array, p: number, end: number,
     const at = base + fields[row + 2]!;
     const delimited = kind === KEY || kind === WINDOW || kind === ADDR_A || kind === ADDR_B;
     if (wireType !== (delimited ? WIRE_LENGTH : WIRE_VARINT)) throw new ProtoReadError(`field ${field}: wire type ${wireType}, expected ${delimited ? WIRE_LENGTH : WIRE_VARINT}`);
-    p = getVarint(buf, p, end);
-    const lo = varintLo;
-    const hi = varintHi;
+    let lo = p < end ? buf[p]! : 128;
+    let hi = 0;
+    if (lo < 128) p++;
+    else {
+      p = getVarint(buf, p, end);
+      lo = varintLo;
+      hi = varintHi;
+    }
     if (delimited) {
       const next = p + lo;
       if (hi !== 0 || next > end) throw new ProtoReadError(`field ${field}: ${lo} bytes at ${p} run past the end (${end})`);
       if (kind === KEY) {
-        // a repeated embedded message replaces the earlier one
-        keys.fill(0, kOff, kOff + FLOW_KEY_SIZE);
+        // a second key replaces the first (a shorter address must not keep its bytes)
+        if (keys[kOff + K.family] !== 0) keys.fill(0, kOff, kOff + FLOW_KEY_SIZE);
         readFields(KEY_FIELDS, buf, p, next, keys, kOff, keys, kOff);
       } else if (kind === WINDOW) {
-        dst.fill(0, at, at + WINDOW_SIZE);
+        // a repeated window merges into the first, as protobuf has it
         readFields(WINDOW_FIELDS, buf, p, next, dst, at, keys, kOff);
       } else {
         if (lo <= ADDR_MAX) for (let j = 0; j < lo; j++) dst[at + j] = buf[p + j]!;

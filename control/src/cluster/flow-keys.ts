@@ -9,6 +9,8 @@ export class FlowKeys {
   /** Key i is at keys[i * FLOW_KEY_SIZE]. */
   keys: Uint8Array;
   private count = 0;
+  /** The slot after the last key was handed out by reserve() and may hold bytes. */
+  private reserved = false;
 
   constructor(capacity = 64) {
     this.keys = new Uint8Array(Math.max(1, capacity) * FLOW_KEY_SIZE);
@@ -25,15 +27,17 @@ export class FlowKeys {
     this.count++;
   }
 
-  /** Zeroes the slot after the last key and returns its index; it becomes a key at commit() (for decoders). */
+  /** The slot after the last key, all zero, for a decoder to fill; it becomes a key at commit() (see FlowRecords.reserve). */
   reserve(): number {
     const i = this.room();
-    this.keys.fill(0, i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE);
+    if (this.reserved) this.keys.fill(0, i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE);
+    this.reserved = true;
     return i;
   }
 
   commit(): void {
     this.count++;
+    this.reserved = false;
   }
 
   private room(): number {

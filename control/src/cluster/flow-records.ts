@@ -50,6 +50,8 @@ export class FlowRecords {
   keys: Uint8Array;
   values: Uint8Array;
   private count = 0;
+  /** The slot after the last record was handed out by reserve() and may hold bytes. */
+  private reserved = false;
 
   constructor(capacity = 64) {
     this.keys = new Uint8Array(capacity * FLOW_KEY_SIZE);
@@ -61,18 +63,24 @@ export class FlowRecords {
   }
 
   /**
-   * Zeroes the slot after the last record and returns its index; it becomes
-   * a record at commit() (a decoder that fails halfway leaves no record).
+   * The slot after the last record, all zero, for a decoder to fill; it
+   * becomes a record at commit() (a decoder that fails halfway leaves no
+   * record). Buffers start zeroed, so only a slot a failed decoder wrote to
+   * needs zeroing again.
    */
   reserve(): number {
     const i = this.room();
-    this.keys.fill(0, i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE);
-    this.values.fill(0, i * FLOW_ENTRY_SIZE, (i + 1) * FLOW_ENTRY_SIZE);
+    if (this.reserved) {
+      this.keys.fill(0, i * FLOW_KEY_SIZE, (i + 1) * FLOW_KEY_SIZE);
+      this.values.fill(0, i * FLOW_ENTRY_SIZE, (i + 1) * FLOW_ENTRY_SIZE);
+    }
+    this.reserved = true;
     return i;
   }
 
   commit(): void {
     this.count++;
+    this.reserved = false;
   }
 
   /** Appends a table entry (key at keys[kOff], entry at values[vOff]), its times made relative to now. */
