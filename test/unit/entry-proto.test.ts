@@ -187,6 +187,7 @@ test('a record with broken bytes inside is refused, not misread', () => {
   assert.throws(() => readBare(wrongType), /field 2: wire type 2, expected 0/);
   // a varint cut off at the message's end, and an unknown field running past it
   assert.throws(() => readBare(Uint8Array.from([...good, 2 << 3, 0x80])), /varint truncated/);
+  assert.throws(() => readBare(Uint8Array.from([...good, 0, 1])), /field number 0/);
   assert.throws(() => readBare(Uint8Array.from([...good, ...tag(40, 2), 5, 1])), /truncated/);
   // unknown fields of every wire type are skipped
   const extras = Uint8Array.from([...good, ...tag(40, 0), 0x81, 0x01, ...tag(41, 1), ...new Array(8).fill(7), ...tag(42, 5), 1, 2, 3, 4, ...tag(43, 2), 2, 9, 9]);

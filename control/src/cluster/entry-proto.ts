@@ -290,6 +290,7 @@ function readFields(fields: Int32Array, buf: Uint8Array, p: number, end: number,
     }
     const field = tag >>> 3;
     const wireType = tag & 7;
+    if (field === 0) throw new ProtoReadError(`field number 0 at byte ${p}`);
     const row = field <= MAX_FIELD ? rows[field]! : -1;
     if (row < 0) {
       p = skipField(buf, p, end, field, wireType);
