@@ -1,13 +1,15 @@
-// A bulk transfer (join answer, re-replication) must never overflow a peer's
-// send queue, which drops the oldest payloads when full: the link tells bulk
-// senders when there is room, and the state server waits for it between
-// table chunks.
+// A bulk transfer (join answer, re-replication, periodic pass) must never
+// overflow a peer's send queue, which drops the oldest payloads when full:
+// the link tells bulk senders when there is room, and the table walks wait
+// for it between chunks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ClusterStats } from '../../control/src/cluster/cluster-stats.js';
 import { computeOwnership } from '../../control/src/cluster/ownership.js';
 import { PeerLink } from '../../control/src/cluster/peer-link.js';
+import { Replicator } from '../../control/src/cluster/replicator.js';
 import { StateServer } from '../../control/src/cluster/state-server.js';
+import { SyncModes } from '../../control/src/cluster/sync-modes.js';
 import { TransportCounters } from '../../control/src/cluster/transport-stats.js';
 import type { SyncPayload } from '../../control/src/cluster/types.js';
 import { createLogger } from '../../control/src/log.js';
@@ -88,4 +90,43 @@ test('the state server sends one table chunk, then waits for room before the nex
   assert.equal(records(), total);
   const last = sent.at(-1);
   assert.ok(last?.kind === 'bulk' && last.last, 'the final bulk message says last');
+});
+
+test('a periodic pass sends one table chunk, then waits for room before the next', async () => {
+  const table = new MemoryTable();
+  const total = 2500;
+  for (let n = 0; n < total; n++) table.put(tcpKey(n), entry());
+  const sent: SyncPayload[] = [];
+  let release: () => void = () => undefined;
+  let waits = 0;
+  const ownership = computeOwnership([1, 2], 'standby', 1);
+  const replicator = new Replicator({
+    table,
+    view: { selfId: 1, current: () => ownership, next: () => undefined, livePeers: () => [2] },
+    modes: new SyncModes({ node: 'periodic', common: 'periodic' }),
+    send: (_to, payload) => sent.push(payload),
+    waitForRoom: () => {
+      waits++;
+      return new Promise<void>((resolve) => (release = resolve));
+    },
+    stats: new ClusterStats(),
+    log,
+    monotonicNs: () => 1_000_000_000n,
+    lastSeenGranularityNs: 1_000_000_000n,
+    chunk: 1000,
+    queueCapacity: 16,
+  });
+  const records = (): number => sent.reduce((sum, p) => sum + (p.kind === 'entries' ? p.entries.length : 0), 0);
+  const done = replicator.periodicPass();
+  await nextTurn();
+  assert.equal(waits, 1);
+  assert.ok(records() <= 1000, `${records()} records sent before the peer had room`);
+  for (let i = 0; i < 3; i++) {
+    release();
+    await nextTurn();
+    await nextTurn();
+  }
+  await done;
+  assert.equal(records(), total, 'node 1 owns every bucket (standby) and sends each entry to its backup, node 2');
+  replicator.close();
 });

@@ -238,8 +238,7 @@ export class Replicator {
         for (const peer of to) outbox.addEntry(peer, cls, keys, kOff, values, vOff);
         stats.add(cls === 'common' ? 'entries_sent_common_periodic' : 'entries_sent_node_periodic', to.length);
       }
-      outbox.flush();
-      return true;
+      return this.paced(outbox.flush());
     });
   }
 
@@ -272,9 +271,19 @@ export class Replicator {
       }
       const flushed = outbox.flush();
       for (const [peer, seq] of flushed) lastSeq.set(peer, seq);
-      return Promise.all([...flushed.keys()].map((peer) => this.d.waitForRoom(peer))).then(() => true);
+      return this.paced(flushed);
     });
     return lastSeq;
+  }
+
+  /**
+   * A table walk's next chunk waits until the peers it just sent to have
+   * room: a pass over a large table (a node's share of a million entries)
+   * would otherwise fill their queues faster than they ack, and a full
+   * queue drops its oldest payloads.
+   */
+  private paced(flushed: ReadonlyMap<number, number>): Promise<boolean> {
+    return Promise.all([...flushed.keys()].map((peer) => this.d.waitForRoom(peer))).then(() => true);
   }
 
   /** Drops what is queued (shutdown). */
