@@ -16,8 +16,8 @@ const FLEET_SIZE = 200;
 const K = 1;
 /** Per-node entry counts may differ this much (relative) from (1+k)/N of the total: 200 flows over random buckets. */
 const COUNT_TOLERANCE = 0.25;
-/** More than the daemons' default failure timeout (400 ms): a killed controller's lease has lapsed by then. */
-const FAILURE_TIMEOUT_MARGIN_MS = 1000;
+/** More than a controller's lease (two failure timeouts, 400 ms each by default): a dead or frozen controller's has lapsed by then. */
+const LEASE_LAPSED_MS = 1200;
 const TEST_TIMEOUT_MS = 120_000;
 
 const RULES = `accept proto tcp dport ${STREAM_PORT} zone outside comment "streams"
@@ -363,10 +363,12 @@ describe('load-sharing cluster', () => {
       await stream.waitForProgress(5_000, 20_000);
       const before = await counters(cl, 1);
       cl.daemon(1).pause(true);
+      const frozenAt = Date.now();
       try {
         await cl.waitGone(1);
         // the stream runs through node 1's backup meanwhile; node 1's own entry falls behind
         await stream.waitForProgress(5_000, 20_000);
+        await sleep(Math.max(0, frozenAt + LEASE_LAPSED_MS - Date.now()));
       } finally {
         cl.daemon(1).pause(false);
       }
@@ -392,8 +394,8 @@ describe('load-sharing cluster', () => {
       await cl.daemon(2).stop('SIGKILL');
       await cl.waitGone(2);
       await expectOwnershipCovers(cl);
-      // the lease ran one failure timeout from the last renewal, as the peers' detection did
-      await sleep(FAILURE_TIMEOUT_MARGIN_MS);
+      // the lease runs two failure timeouts from the last renewal
+      await sleep(LEASE_LAPSED_MS);
       const before = cl.pinnedCounters(2);
       await stream.waitForProgress(20_000, 30_000);
       const after = cl.pinnedCounters(2);

@@ -72,6 +72,8 @@ const FETCH_ESCALATE_MS = 10;
  * the old groups after our first prune, and nothing else would drop them.
  */
 const PRUNE_PASSES_AFTER_CHANGE = 3;
+/** The controller's lease runs this many failure timeouts (see renewLease). */
+const LEASE_FAILURE_TIMEOUTS = 2;
 /** Changed flows queued between on-demand flushes. */
 const QUEUE_CAPACITY = 8192;
 
@@ -312,10 +314,13 @@ export class ClusterNode {
   }
 
   /**
-   * The data plane serves the cluster for one failure timeout from now. It
-   * is renewed on the event loop that also sends the heartbeats, so a dead
-   * or stalled controller loses its lease about when the peers stop hearing
-   * it and take its buckets over.
+   * The data plane serves the cluster for LEASE_FAILURE_TIMEOUTS failure
+   * timeouts from now. It is renewed on the event loop that also sends the
+   * heartbeats, so a dead controller's data plane stops one failure timeout
+   * after its peers took its buckets over. The margin keeps a controller
+   * that is merely starved of CPU for a moment (its data plane still
+   * forwarding) from cutting its own connections: by the time its lease
+   * runs out the peers serve them.
    */
   private renewLease(): void {
     const now = this.d.monotonicNs();
@@ -325,7 +330,7 @@ export class ClusterNode {
       this.stats.add('lease_lapses');
       this.log.warn({ lapsedMs: Number((now - this.leaseExpiresNs) / 1_000_000n) }, 'controller lease lapsed (event loop stalled): owned flows re-learn their windows');
     }
-    this.leaseExpiresNs = now + BigInt(this.cfg.failureTimeoutMs) * 1_000_000n;
+    this.leaseExpiresNs = now + BigInt(LEASE_FAILURE_TIMEOUTS * this.cfg.failureTimeoutMs) * 1_000_000n;
     this.maps.writeLease(this.leaseExpiresNs);
   }
 
