@@ -13,8 +13,8 @@ import { FLOW_ENTRY_SIZE, FLOW_KEY_SIZE, bytesLE, structFields, type FlowKey } f
 import { SwFamily } from '../gen/layout.js';
 import type { FlowKeys } from './flow-keys.js';
 import type { FlowRecords } from './flow-records.js';
-import { ProtoReadError, WIRE_FIXED32, WIRE_FIXED64, WIRE_LENGTH, WIRE_VARINT, type ProtoReader } from './proto-reader.js';
-import type { ProtoWriter } from './proto-writer.js';
+import { getVarint, ProtoReadError, skipField, varintHi, varintLo, WIRE_LENGTH, WIRE_VARINT, type ProtoReader } from './proto-reader.js';
+import { putVarint, type ProtoWriter } from './proto-writer.js';
 import type { ExpectationRecord } from './types.js';
 
 const { u16, u32, be16, putU16, putU32, putBe16 } = bytesLE;
@@ -212,21 +212,6 @@ function writeEmbedded(fields: Int32Array, src: Uint8Array, base: number, out: U
   return end;
 }
 
-/** The varint of hi·2^32 + lo (both unsigned 32-bit) at out[p..]; returns the position after it. */
-function putVarint(out: Uint8Array, p: number, lo: number, hi: number): number {
-  while (hi !== 0) {
-    out[p++] = (lo & 127) | 128;
-    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-    hi >>>= 7;
-  }
-  while (lo > 127) {
-    out[p++] = (lo & 127) | 128;
-    lo >>>= 7;
-  }
-  out[p++] = lo;
-  return p;
-}
-
 /**
  * Reads the embedded FlowRecord message the reader stands on (field of wire
  * type 2) into a new record of `into`, the inverse of writeRecord. Fields
@@ -337,54 +322,6 @@ function readFields(fields: Int32Array, buf: Uint8Array, p: number, end: number,
     }
   }
   if (fields === KEY_FIELDS) checkKey(family, lenA, lenB);
-}
-
-/** Low and high 32 bits of the varint getVarint read last. */
-let varintLo = 0;
-let varintHi = 0;
-
-/** Reads the varint at buf[p..] (before end) into varintLo/varintHi; returns the position after it. */
-function getVarint(buf: Uint8Array, p: number, end: number): number {
-  let lo = 0;
-  let hi = 0;
-  let b = 0;
-  for (let shift = 0; ; shift += 7) {
-    if (p >= end) throw new ProtoReadError(`varint truncated at byte ${p}`);
-    b = buf[p++]!;
-    if (shift < 28) lo |= (b & 127) << shift;
-    else if (shift === 28) {
-      lo |= (b & 15) << 28;
-      hi = (b & 127) >>> 4;
-    } else if (shift < 70) hi |= (b & 127) << (shift - 32);
-    else throw new ProtoReadError(`varint longer than 10 bytes at byte ${p - 1}`);
-    if (b < 128) break;
-  }
-  varintLo = lo >>> 0;
-  varintHi = hi >>> 0;
-  return p;
-}
-
-/** Skips the value of an unknown field; returns the position after it. */
-function skipField(buf: Uint8Array, p: number, end: number, field: number, wireType: number): number {
-  let next: number;
-  switch (wireType) {
-    case WIRE_VARINT:
-      return getVarint(buf, p, end);
-    case WIRE_FIXED64:
-      next = p + 8;
-      break;
-    case WIRE_LENGTH:
-      p = getVarint(buf, p, end);
-      next = p + varintLo + varintHi * TWO_32;
-      break;
-    case WIRE_FIXED32:
-      next = p + 4;
-      break;
-    default:
-      throw new ProtoReadError(`field ${field}: wire type ${wireType} is not supported`);
-  }
-  if (next > end) throw new ProtoReadError(`field ${field}: truncated at byte ${p}`);
-  return next;
 }
 
 const NS_PER_MS = 1_000_000;

@@ -86,22 +86,7 @@ export class ProtoReader {
 
   /** Skips the current field's value. */
   skip(): void {
-    switch (this.wireType) {
-      case WIRE_VARINT:
-        this.varintLo();
-        return;
-      case WIRE_FIXED64:
-        this.advance(8);
-        return;
-      case WIRE_LENGTH:
-        this.pos = this.lengthEnd();
-        return;
-      case WIRE_FIXED32:
-        this.advance(4);
-        return;
-      default:
-        throw new ProtoReadError(`field ${this.field}: wire type ${this.wireType} is not supported`);
-    }
+    this.pos = skipField(this.buf, this.pos, this.end, this.field, this.wireType);
   }
 
   private expect(wireType: number): void {
@@ -116,45 +101,61 @@ export class ProtoReader {
     return end;
   }
 
-  private advance(n: number): void {
-    if (this.pos + n > this.end) throw new ProtoReadError(`field ${this.field}: truncated at byte ${this.pos}`);
-    this.pos += n;
-  }
-
   /** Reads a varint (up to 10 bytes); returns its low 32 bits, leaves the high ones in `hi`. */
   private varintLo(): number {
-    const buf = this.buf;
-    let p = this.pos;
-    // bytes past the end read as undefined (→ 0 in the bit operations) and are caught below
-    let b = buf[p++]!;
-    let lo = b & 127;
-    let hi = 0;
-    if (b >= 128) {
-      b = buf[p++]!;
-      lo |= (b & 127) << 7;
-      if (b >= 128) {
-        b = buf[p++]!;
-        lo |= (b & 127) << 14;
-        if (b >= 128) {
-          b = buf[p++]!;
-          lo |= (b & 127) << 21;
-          if (b >= 128) {
-            // byte 5 carries bits 28..34: 4 low, 3 high
-            b = buf[p++]!;
-            lo |= (b & 15) << 28;
-            hi = (b & 127) >>> 4;
-            for (let shift = 3; b >= 128; shift += 7) {
-              if (shift > 31) throw new ProtoReadError(`varint longer than 10 bytes at byte ${this.pos}`);
-              b = buf[p++]!;
-              hi |= (b & 127) << shift;
-            }
-          }
-        }
-      }
-    }
-    if (p > this.end) throw new ProtoReadError(`varint truncated at byte ${this.pos}`);
-    this.pos = p;
-    this.hi = hi >>> 0;
-    return lo >>> 0;
+    this.pos = getVarint(this.buf, this.pos, this.end);
+    this.hi = varintHi;
+    return varintLo;
   }
+}
+
+// The primitives below are shared with the in-place record decoder
+// (entry-proto.ts), which walks a message's bytes without a reader object.
+
+/** Low and high 32 bits of the varint getVarint read last. */
+export let varintLo = 0;
+export let varintHi = 0;
+
+/** Reads the varint at buf[p..] (before end) into varintLo/varintHi; returns the position after it. */
+export function getVarint(buf: Uint8Array, p: number, end: number): number {
+  let lo = 0;
+  let hi = 0;
+  let b = 0;
+  for (let shift = 0; ; shift += 7) {
+    if (p >= end) throw new ProtoReadError(`varint truncated at byte ${p}`);
+    b = buf[p++]!;
+    if (shift < 28) lo |= (b & 127) << shift;
+    else if (shift === 28) {
+      lo |= (b & 15) << 28;
+      hi = (b & 127) >>> 4;
+    } else if (shift < 70) hi |= (b & 127) << (shift - 32);
+    else throw new ProtoReadError(`varint longer than 10 bytes at byte ${p - 1}`);
+    if (b < 128) break;
+  }
+  varintLo = lo >>> 0;
+  varintHi = hi >>> 0;
+  return p;
+}
+
+/** Skips the value of a field the reader does not know; returns the position after it. */
+export function skipField(buf: Uint8Array, p: number, end: number, field: number, wireType: number): number {
+  let next: number;
+  switch (wireType) {
+    case WIRE_VARINT:
+      return getVarint(buf, p, end);
+    case WIRE_FIXED64:
+      next = p + 8;
+      break;
+    case WIRE_LENGTH:
+      p = getVarint(buf, p, end);
+      next = p + varintLo + varintHi * TWO_32;
+      break;
+    case WIRE_FIXED32:
+      next = p + 4;
+      break;
+    default:
+      throw new ProtoReadError(`field ${field}: wire type ${wireType} is not supported`);
+  }
+  if (next > end) throw new ProtoReadError(`field ${field}: truncated at byte ${p}`);
+  return next;
 }

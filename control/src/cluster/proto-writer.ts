@@ -71,25 +71,12 @@ export class ProtoWriter {
       this.buf.copyWithin(start + size - 1, start, this.pos);
       this.pos += size - 1;
     }
-    let v = len;
-    let p = lengthAt;
-    while (v > 127) {
-      this.buf[p++] = (v & 127) | 128;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
+    putVarint(this.buf, lengthAt, len, 0);
   }
 
   /** An unsigned 32-bit varint; the caller made room. */
   private varint32(v: number): void {
-    const b = this.buf;
-    let p = this.pos;
-    while (v > 127) {
-      b[p++] = (v & 127) | 128;
-      v >>>= 7;
-    }
-    b[p++] = v;
-    this.pos = p;
+    this.pos = putVarint(this.buf, this.pos, v, 0);
   }
 
   private ensure(n: number): void {
@@ -100,4 +87,22 @@ export class ProtoWriter {
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
   }
+}
+
+/**
+ * The varint of hi·2^32 + lo (both unsigned 32-bit) at out[p..]; returns the
+ * position after it. Shared with the in-place record encoder (entry-proto.ts).
+ */
+export function putVarint(out: Uint8Array, p: number, lo: number, hi: number): number {
+  while (hi !== 0) {
+    out[p++] = (lo & 127) | 128;
+    lo = ((lo >>> 7) | (hi << 25)) >>> 0;
+    hi >>>= 7;
+  }
+  while (lo > 127) {
+    out[p++] = (lo & 127) | 128;
+    lo >>>= 7;
+  }
+  out[p++] = lo;
+  return p;
 }
