@@ -56,77 +56,79 @@ test('shutting a link down wakes its bulk senders', async () => {
   await waiting;
 });
 
-test('the state server sends one table chunk, then waits for room before the next', async () => {
-  const table = new MemoryTable();
-  const total = 2500;
-  for (let n = 0; n < total; n++) table.put(tcpKey(n), entry());
+const TOTAL = 2500;
+const CHUNK = 1000;
+
+/**
+ * A bulk table walk over TOTAL entries, CHUNK a chunk, against a peer that
+ * has room only when the test says so: `start` gets the send and
+ * waitForRoom functions for the walker and returns the walk. Checks that the
+ * first chunk waits for room and that every record arrives once it is given.
+ */
+async function pacedWalk(table: MemoryTable, start: (send: (to: number, p: SyncPayload) => number, waitForRoom: () => Promise<void>) => Promise<unknown>): Promise<SyncPayload[]> {
+  for (let n = 0; n < TOTAL; n++) table.put(tcpKey(n), entry());
   const sent: SyncPayload[] = [];
   let release: () => void = () => undefined;
   let waits = 0;
-  const server = new StateServer({
-    table,
-    selfId: 1,
-    current: () => computeOwnership([1], 'load-sharing', 0),
-    send: (_to, payload) => sent.push(payload),
-    waitForRoom: () => {
+  const done = start(
+    (_to, payload) => sent.push(payload),
+    () => {
       waits++;
       return new Promise<void>((resolve) => (release = resolve));
     },
-    stats: new ClusterStats(),
-    monotonicNs: () => 1_000_000_000n,
-    chunk: 1000,
-  });
-  const records = (): number => sent.reduce((sum, p) => sum + (p.kind === 'bulk' ? p.entries.length : 0), 0);
-  const done = server.answer(2, { kind: 'request', requestId: 9, all: true });
+  );
+  const records = (): number => sent.reduce((sum, p) => sum + (p.kind === 'bulk' || p.kind === 'entries' ? p.entries.length : 0), 0);
   await nextTurn();
   assert.equal(waits, 1);
-  assert.ok(records() <= 1000, `${records()} records sent before the peer had room`);
+  assert.ok(records() <= CHUNK, `${records()} records sent before the peer had room`);
   for (let i = 0; i < 3; i++) {
     release();
     await nextTurn();
     await nextTurn();
   }
   await done;
-  assert.equal(records(), total);
+  assert.equal(records(), TOTAL);
+  return sent;
+}
+
+test('the state server sends one table chunk, then waits for room before the next', async () => {
+  const table = new MemoryTable();
+  const sent = await pacedWalk(table, (send, waitForRoom) =>
+    new StateServer({
+      table,
+      selfId: 1,
+      current: () => computeOwnership([1], 'load-sharing', 0),
+      send,
+      waitForRoom,
+      stats: new ClusterStats(),
+      monotonicNs: () => 1_000_000_000n,
+      chunk: CHUNK,
+    }).answer(2, { kind: 'request', requestId: 9, all: true }),
+  );
   const last = sent.at(-1);
   assert.ok(last?.kind === 'bulk' && last.last, 'the final bulk message says last');
 });
 
 test('a periodic pass sends one table chunk, then waits for room before the next', async () => {
+  // node 1 owns every bucket (standby) and sends each entry to its backup, node 2
   const table = new MemoryTable();
-  const total = 2500;
-  for (let n = 0; n < total; n++) table.put(tcpKey(n), entry());
-  const sent: SyncPayload[] = [];
-  let release: () => void = () => undefined;
-  let waits = 0;
   const ownership = computeOwnership([1, 2], 'standby', 1);
-  const replicator = new Replicator({
-    table,
-    view: { selfId: 1, current: () => ownership, next: () => undefined, livePeers: () => [2] },
-    modes: new SyncModes({ node: 'periodic', common: 'periodic' }),
-    send: (_to, payload) => sent.push(payload),
-    waitForRoom: () => {
-      waits++;
-      return new Promise<void>((resolve) => (release = resolve));
-    },
-    stats: new ClusterStats(),
-    log,
-    monotonicNs: () => 1_000_000_000n,
-    lastSeenGranularityNs: 1_000_000_000n,
-    chunk: 1000,
-    queueCapacity: 16,
+  let replicator: Replicator | undefined;
+  await pacedWalk(table, (send, waitForRoom) => {
+    replicator = new Replicator({
+      table,
+      view: { selfId: 1, current: () => ownership, next: () => undefined, livePeers: () => [2] },
+      modes: new SyncModes({ node: 'periodic', common: 'periodic' }),
+      send,
+      waitForRoom,
+      stats: new ClusterStats(),
+      log,
+      monotonicNs: () => 1_000_000_000n,
+      lastSeenGranularityNs: 1_000_000_000n,
+      chunk: CHUNK,
+      queueCapacity: 16,
+    });
+    return replicator.periodicPass();
   });
-  const records = (): number => sent.reduce((sum, p) => sum + (p.kind === 'entries' ? p.entries.length : 0), 0);
-  const done = replicator.periodicPass();
-  await nextTurn();
-  assert.equal(waits, 1);
-  assert.ok(records() <= 1000, `${records()} records sent before the peer had room`);
-  for (let i = 0; i < 3; i++) {
-    release();
-    await nextTurn();
-    await nextTurn();
-  }
-  await done;
-  assert.equal(records(), total, 'node 1 owns every bucket (standby) and sends each entry to its backup, node 2');
-  replicator.close();
+  replicator?.close();
 });
