@@ -65,11 +65,11 @@ struct {
 /*
  * Cluster: until when (bpf_ktime_get_coarse_ns, CLOCK_MONOTONIC) this node's
  * controller vouches for the buckets it owns; key 0 only, 0 = never. The
- * controller renews it every heartbeat for one failure timeout. When the
+ * controller renews it every heartbeat for two failure timeouts. When the
  * controller dies (kill -9) or stalls, the peers declare the node failed
- * and take its buckets over after that same timeout; the lease lapses with
- * it, so the node's XDP program, still attached through its pinned link,
- * stops serving buckets that now have another owner.
+ * and take its buckets over after one; the lease lapses one later, so the
+ * node's XDP program, still attached through its pinned link, stops serving
+ * buckets that now have another owner.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

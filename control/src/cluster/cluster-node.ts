@@ -304,7 +304,7 @@ export class ClusterNode {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.periodic);
-    // The lease runs out on its own, just as the peers declare this node failed.
+    // The lease runs out on its own, one failure timeout after the peers declared this node failed.
     clearInterval(this.leaseRenewal);
     await this.passRunning;
     this.joining?.stop();
